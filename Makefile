@@ -1,0 +1,149 @@
+# wxbench - what W^X costs a JIT compiler.
+#
+#   make bench            run the whole suite into data/<machine>/<UTC time>/, then plots and report
+#   make bench QUICK=1    fast smoke run;  SCENARIO=a,b  STRATEGY=x,y  narrow it;  ARGS=... more flags
+#   make test             build and run every test; ends with "N passed, N failed"
+#   make deps             check (and install, or say how to install) what the build needs
+#   make test-cross       aarch64 Linux under qemu, macOS compile-and-link checks with zig
+#   make clean
+#
+# Personal overrides go in local.mk (git-ignored).
+
+-include local.mk
+
+UNAME_S := $(shell uname -s)
+CC ?= cc
+CXX ?= c++
+PKG_CONFIG ?= pkg-config
+WERROR ?= 0
+OPT ?= -O2
+
+WX_VERSION := $(shell git describe --always --dirty --tags 2>/dev/null || echo unknown)
+GBENCH_CFLAGS := $(shell $(PKG_CONFIG) --cflags benchmark 2>/dev/null)
+GBENCH_LIBS := $(shell $(PKG_CONFIG) --libs benchmark 2>/dev/null || echo -lbenchmark)
+GBENCH_VERSION := $(shell $(PKG_CONFIG) --modversion benchmark 2>/dev/null || echo unknown)
+
+WARN := -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror)
+CPPFLAGS_ALL := -DWX_VERSION='"$(WX_VERSION)"' $(CPPFLAGS)
+CFLAGS_ALL := -std=c11 $(OPT) -g $(WARN) -MMD -MP -pthread $(CFLAGS)
+CXXFLAGS_ALL := -std=c++17 $(OPT) -g $(WARN) -MMD -MP -pthread $(GBENCH_CFLAGS) \
+                -DWX_GBENCH_VERSION='"$(GBENCH_VERSION)"' $(CXXFLAGS)
+LDLIBS_ALL := $(GBENCH_LIBS) -pthread $(LDLIBS)
+
+ifeq ($(UNAME_S),Darwin)
+PLATFORM_SRC := bench/platform_macos.c
+else
+PLATFORM_SRC := bench/platform_linux.c
+endif
+
+# The C core: no Google Benchmark, unit-testable and cross-compilable alone.
+CORE_SRC := bench/strategy.c bench/codegen.c bench/icache.c bench/fault.c \
+            bench/platform_common.c $(PLATFORM_SRC) $(sort $(wildcard bench/strategies/*.c))
+# Everything else of the wxbench command (C) and the shim (the only C++).
+APP_SRC := bench/main.c bench/runner.c bench/csv.c bench/probe.c $(sort $(wildcard scenarios/*.c))
+SHIM_SRC := bench/gbench_shim.cc
+
+B := build
+BT := build/testing
+CORE_OBJ := $(CORE_SRC:%.c=$(B)/%.o)
+APP_OBJ := $(APP_SRC:%.c=$(B)/%.o)
+SHIM_OBJ := $(B)/bench/gbench_shim.o
+T_CORE_OBJ := $(CORE_SRC:%.c=$(BT)/%.o)
+T_APP_OBJ := $(APP_SRC:%.c=$(BT)/%.o)
+
+PYTHON = $(shell scripts/find_python.sh)
+QUICK ?=
+SCENARIO ?=
+STRATEGY ?=
+ARGS ?=
+BENCH_FLAGS := $(if $(filter-out 0,$(QUICK)),--quick) $(if $(SCENARIO),--scenario $(SCENARIO)) \
+               $(if $(STRATEGY),--strategy $(STRATEGY)) $(ARGS)
+
+.PHONY: all bench test deps deps-build deps-test deps-bench clean warnings sanitize unit
+.DEFAULT_GOAL := all
+
+all: $(B)/wxbench
+
+$(B)/libwxcore.a: $(CORE_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/wxbench: $(APP_OBJ) $(SHIM_OBJ) $(B)/libwxcore.a
+	$(CXX) -o $@ $(APP_OBJ) $(SHIM_OBJ) $(B)/libwxcore.a $(LDFLAGS) $(LDLIBS_ALL)
+
+# Test build: test-only strategies (test_segv, test_hang) and fault injection.
+$(BT)/libwxcore.a: $(T_CORE_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/wxbench-test: $(T_APP_OBJ) $(SHIM_OBJ) $(BT)/libwxcore.a
+	$(CXX) -o $@ $(T_APP_OBJ) $(SHIM_OBJ) $(BT)/libwxcore.a $(LDFLAGS) $(LDLIBS_ALL)
+
+# Unit tests of the C core alone (no Google Benchmark).
+$(B)/unit_tests: $(B)/tests/unit.o $(B)/bench/csv.o $(B)/bench/probe.o $(B)/libwxcore.a
+	$(CC) -o $@ $^ $(LDFLAGS) -pthread
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -c $< -o $@
+
+$(BT)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) -DWX_TESTING $(CFLAGS_ALL) -c $< -o $@
+
+$(B)/%.o: %.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS_ALL) $(CXXFLAGS_ALL) -c $< -o $@
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)
+
+# ---------------------------------------------------------------------------
+# Dependencies: check, then install (apt-get / Homebrew) or say how.
+deps: deps-bench deps-test
+deps-build:
+	@scripts/deps.sh build
+deps-bench:
+	@scripts/deps.sh bench
+deps-test:
+	@scripts/deps.sh test
+
+# ---------------------------------------------------------------------------
+bench: deps-bench
+	@$(MAKE) --no-print-directory all
+	@set -e; out=$$(mktemp); \
+	  rc=0; $(B)/wxbench $(BENCH_FLAGS) | tee $$out || rc=$$?; \
+	  run=$$(sed -n 's|^results: \(.*\)/results.csv$$|\1|p' $$out); rm -f $$out; \
+	  if [ -n "$$run" ] && [ -f scripts/plots.mk ]; then \
+	    $(MAKE) --no-print-directory after-bench RUN="$$run" || true; fi; \
+	  [ -n "$$run" ] && echo "run: $$run"; \
+	  exit $$rc
+
+.PHONY: after-bench
+after-bench:
+	@true
+
+test: deps-test
+	@$(MAKE) --no-print-directory all $(B)/wxbench-test $(B)/unit_tests
+	@tests/run.sh
+
+# Both compilers, warnings as errors.
+warnings:
+	$(MAKE) --no-print-directory clean
+	$(MAKE) --no-print-directory WERROR=1 CC=gcc CXX=g++ all $(B)/wxbench-test $(B)/unit_tests
+	$(MAKE) --no-print-directory clean
+	$(MAKE) --no-print-directory WERROR=1 CC=clang CXX=clang++ all $(B)/wxbench-test $(B)/unit_tests
+
+# AddressSanitizer + UndefinedBehaviorSanitizer over the unit tests and a quick run.
+sanitize:
+	$(MAKE) --no-print-directory B=build/asan BT=build/asan/testing OPT=-O1 \
+	  CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" \
+	  CXXFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" \
+	  LDFLAGS="-fsanitize=address,undefined" build/asan/wxbench build/asan/unit_tests
+	ASAN_OPTIONS=handle_segv=0:handle_sigbus=0:handle_sigill=0:detect_leaks=1 \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 build/asan/unit_tests
+	rm -rf build/asan/run
+	ASAN_OPTIONS=handle_segv=0:handle_sigbus=0:handle_sigill=0:detect_leaks=1 \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 build/asan/wxbench --quick --out build/asan/run
+
+clean:
+	rm -rf $(B)

@@ -1,0 +1,193 @@
+// gbench_shim.cc - the only C++ in wxbench: Google Benchmark behind the C API
+// of gbench_shim.h. Benchmarks are registered at run time; results reach C
+// through a reporter that hands each repetition to a callback as soon as
+// Google Benchmark reports it, and forwards to Google Benchmark's own display
+// reporter when the user asked for one (--benchmark_format).
+#include "gbench_shim.h"
+
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#ifndef WX_GBENCH_VERSION
+#define WX_GBENCH_VERSION "unknown"
+#endif
+
+struct wxgb_state {
+    benchmark::State *st;                    // Google Benchmark's per-thread state
+    alignas(64) unsigned char scratch[256];  // C-side per-thread data
+};
+
+namespace {
+
+std::map<std::string, void *> g_args;  // benchmark name -> registered arg
+std::string g_format;                  // --benchmark_format value, "" if not given
+
+// Google Benchmark 1.7 reports failures as error_occurred/error_message,
+// 1.8 and later as skipped/skip_message: accept both.
+template <class R>
+auto run_failed(const R &r, int) -> decltype(r.error_occurred, bool()) {
+    return r.error_occurred;
+}
+template <class R>
+auto run_failed(const R &r, long) -> decltype(r.skipped, bool()) {
+    return static_cast<int>(r.skipped) != 0;
+}
+template <class R>
+auto run_message(const R &r, int) -> decltype(r.error_message, std::string()) {
+    return r.error_message;
+}
+template <class R>
+auto run_message(const R &r, long) -> decltype(r.skip_message, std::string()) {
+    return r.skip_message;
+}
+
+double counter_or(const benchmark::BenchmarkReporter::Run &run, const char *name) {
+    auto it = run.counters.find(name);
+    return it == run.counters.end() ? -1.0 : static_cast<double>(it->second.value);
+}
+
+class CaptureReporter : public benchmark::BenchmarkReporter {
+  public:
+    CaptureReporter(wxgb_report_fn fn, void *ctx, BenchmarkReporter *inner)
+        : fn_(fn), ctx_(ctx), inner_(inner) {}
+
+    bool ReportContext(const Context &context) override {
+        return inner_ ? inner_->ReportContext(context) : true;
+    }
+
+    void ReportRuns(const std::vector<Run> &runs) override {
+        for (const Run &run : runs) {
+            if (run.run_type != Run::RT_Iteration)
+                continue;  // aggregates (mean, median...) are recomputed from rows
+            auto it = g_args.find(run.run_name.function_name);
+            wxgb_result r;
+            std::memset(&r, 0, sizeof r);
+            std::string msg = run_message(run, 0);
+            r.arg = it == g_args.end() ? nullptr : it->second;
+            r.repetition = run.repetition_index < 0 ? 1 : static_cast<int>(run.repetition_index) + 1;
+            r.iterations = static_cast<uint64_t>(run.iterations);
+            r.error = run_failed(run, 0) ? 1 : 0;
+            r.message = msg.c_str();
+            r.ns_per_op = r.error || run.iterations == 0 ? -1.0 : run.GetAdjustedRealTime();
+            r.cycles_per_op = counter_or(run, "cycles_per_op");
+            r.tlb_per_op = counter_or(run, "tlb_per_op");
+            fn_(&r, ctx_);
+        }
+        if (inner_)
+            inner_->ReportRuns(runs);
+    }
+
+    void Finalize() override {
+        if (inner_)
+            inner_->Finalize();
+    }
+
+  private:
+    wxgb_report_fn fn_;
+    void *ctx_;
+    BenchmarkReporter *inner_;
+};
+
+benchmark::internal::Benchmark *apply(benchmark::internal::Benchmark *b, const wxgb_options *o) {
+    b->UseRealTime()->Unit(benchmark::kNanosecond);
+    b->Repetitions(o->repetitions > 0 ? o->repetitions : 1);
+    if (o->threads > 1)
+        b->Threads(o->threads);
+    if (o->iterations > 0)
+        b->Iterations(static_cast<benchmark::IterationCount>(o->iterations));
+    else if (o->min_time > 0)
+        b->MinTime(o->min_time);
+    return b;
+}
+
+}  // namespace
+
+extern "C" int wxgb_init(int *argc, char **argv, char *why, size_t len) {
+    for (int i = 1; i < *argc; i++)
+        if (std::strncmp(argv[i], "--benchmark_format=", 19) == 0)
+            g_format = argv[i] + 19;
+    benchmark::Initialize(argc, argv);
+    if (*argc > 1) {
+        std::snprintf(why, len, "unknown Google Benchmark argument '%s'", argv[1]);
+        return -1;
+    }
+    if (!g_format.empty() && g_format != "console" && g_format != "json" && g_format != "csv") {
+        std::snprintf(why, len, "--benchmark_format must be console, json or csv, not '%s'", g_format.c_str());
+        return -1;
+    }
+    return 0;
+}
+
+extern "C" void wxgb_register(const char *name, wxgb_body body, void *arg, const wxgb_options *o) {
+    g_args[name] = arg;
+    apply(benchmark::RegisterBenchmark(name,
+                                       [body, arg](benchmark::State &st) {
+                                           wxgb_state w;
+                                           w.st = &st;
+                                           std::memset(w.scratch, 0, sizeof w.scratch);
+                                           body(&w, arg);
+                                       }),
+          o);
+}
+
+// The idiomatic Google Benchmark loop around the same empty op the C side
+// times (a compiler barrier), to measure what the shim adds.
+extern "C" void wxgb_register_native_empty(const char *name, void *arg, const wxgb_options *o) {
+    g_args[name] = arg;
+    apply(benchmark::RegisterBenchmark(name,
+                                       [](benchmark::State &st) {
+                                           for (auto _ : st)
+                                               __asm__ __volatile__("" ::: "memory");
+                                       }),
+          o);
+}
+
+extern "C" size_t wxgb_run(wxgb_report_fn report, void *ctx) {
+    std::unique_ptr<benchmark::BenchmarkReporter> inner;
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+#endif
+    if (g_format == "console")
+        inner.reset(new benchmark::ConsoleReporter);
+    else if (g_format == "json")
+        inner.reset(new benchmark::JSONReporter);
+    else if (g_format == "csv")
+        inner.reset(new benchmark::CSVReporter);
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+    CaptureReporter capture(report, ctx, inner.get());
+    size_t n = benchmark::RunSpecifiedBenchmarks(&capture);
+    std::fflush(stdout);
+    return n;
+}
+
+extern "C" const char *wxgb_version(void) { return WX_GBENCH_VERSION; }
+
+extern "C" int wxgb_keep_running(wxgb_state *st, uint64_t n) {
+    return st->st->KeepRunningBatch(static_cast<benchmark::IterationCount>(n)) ? 1 : 0;
+}
+
+extern "C" void wxgb_fail(wxgb_state *st, const char *message) { st->st->SkipWithError(message); }
+
+extern "C" void wxgb_set_counter(wxgb_state *st, const char *name, double total) {
+    st->st->counters[name] =
+        benchmark::Counter(total, benchmark::Counter::Flags(benchmark::Counter::kAvgIterations |
+                                                            benchmark::Counter::kAvgThreads));
+}
+
+extern "C" int wxgb_thread_index(const wxgb_state *st) { return static_cast<int>(st->st->thread_index()); }
+
+extern "C" int wxgb_threads(const wxgb_state *st) { return static_cast<int>(st->st->threads()); }
+
+extern "C" void *wxgb_scratch(wxgb_state *st, size_t size) {
+    return size <= sizeof st->scratch ? st->scratch : nullptr;
+}

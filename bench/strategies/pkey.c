@@ -1,0 +1,140 @@
+/* pkey.c - memory protection keys: the pages stay RWX in the page table
+ * and write access is toggled per thread in a register (x86 PKU: PKRU via
+ * pkey_set, i.e. WRPKRU). One key is shared by every region of the process,
+ * as the hardware has only 15; it is allocated with the first region. */
+#define _GNU_SOURCE 1
+#include "../wx.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#if defined(__linux__) && defined(PKEY_DISABLE_WRITE) && defined(__x86_64__)
+#include <pthread.h>
+
+static pthread_mutex_t pk_lock = PTHREAD_MUTEX_INITIALIZER;
+static int pk_key = -1;   /* the process's key, -1 when none */
+static int pk_users;      /* regions using it */
+
+static int pk_supported(char *why, size_t len)
+{
+    int key = pkey_alloc(0, 0);
+    if (key < 0)
+        return wx_why_errno(why, len, "pkey_alloc", errno), 0;
+    pkey_free(key);
+    return 1;
+}
+
+static int pk_map(wx_region *r, size_t size, char *why, size_t len)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return wx_why_errno(why, len, "mmap(PROT_READ|PROT_WRITE)", errno);
+    pthread_mutex_lock(&pk_lock);
+    if (pk_key < 0) {
+        pk_key = pkey_alloc(0, PKEY_DISABLE_WRITE);
+        if (pk_key < 0) {
+            int e = errno;
+            pthread_mutex_unlock(&pk_lock);
+            munmap(p, size);
+            return wx_why_errno(why, len, "pkey_alloc", e);
+        }
+    }
+    pk_users++;
+    int key = pk_key;
+    pthread_mutex_unlock(&pk_lock);
+    /* Executable state for this thread: writes disabled by the key. */
+    if (pkey_set(key, PKEY_DISABLE_WRITE) != 0 ||
+        pkey_mprotect(p, size, PROT_READ | PROT_WRITE | PROT_EXEC, key) != 0) {
+        int e = errno;
+        munmap(p, size);
+        pthread_mutex_lock(&pk_lock);
+        if (--pk_users == 0) {
+            pkey_free(pk_key);
+            pk_key = -1;
+        }
+        pthread_mutex_unlock(&pk_lock);
+        return wx_why_errno(why, len, "pkey_mprotect(PROT_READ|PROT_WRITE|PROT_EXEC)", e);
+    }
+    r->write = r->exec = p;
+    r->size = size;
+    r->fd = -1;
+    r->key = key;
+    r->priv = NULL;
+    return 0;
+}
+
+static int pk_begin_write(wx_region *r)
+{
+    return pkey_set(r->key, 0) == 0 ? 0 : errno;
+}
+
+static int pk_end_write(wx_region *r)
+{
+    return pkey_set(r->key, PKEY_DISABLE_WRITE) == 0 ? 0 : errno;
+}
+
+static void pk_unmap(wx_region *r)
+{
+    if (!r->write)
+        return;
+    munmap(r->write, r->size);
+    r->write = r->exec = NULL;
+    pthread_mutex_lock(&pk_lock);
+    if (--pk_users == 0) {
+        pkey_free(pk_key);
+        pk_key = -1;
+    }
+    pthread_mutex_unlock(&pk_lock);
+}
+
+#else
+
+static int pk_supported(char *why, size_t len)
+{
+#if defined(__linux__)
+    snprintf(why, len, "protection keys are implemented for x86_64 PKU only (arm64 POE pending)");
+#else
+    snprintf(why, len, "memory protection keys need Linux (pkey_alloc)");
+#endif
+    return 0;
+}
+
+static int pk_map(wx_region *r, size_t size, char *why, size_t len)
+{
+    (void)r;
+    (void)size;
+    pk_supported(why, len);
+    return ENOSYS;
+}
+
+static int pk_begin_write(wx_region *r)
+{
+    (void)r;
+    return ENOSYS;
+}
+
+static int pk_end_write(wx_region *r)
+{
+    (void)r;
+    return ENOSYS;
+}
+
+static void pk_unmap(wx_region *r)
+{
+    (void)r;
+}
+
+#endif
+
+const wx_strategy wx_strategy_pkey = {
+    .name = "pkey",
+    .summary = "RWX pages under a protection key; write access toggled per thread (pkey_set/WRPKRU)",
+    .flags = WX_PER_THREAD,
+    .supported = pk_supported,
+    .map = pk_map,
+    .begin_write = pk_begin_write,
+    .end_write = pk_end_write,
+    .unmap = pk_unmap,
+};

@@ -1,0 +1,60 @@
+/* rwx.c - one mapping, read+write+execute, never switched: the insecure
+ * baseline every other strategy is compared with. */
+#define _GNU_SOURCE 1
+#define _DARWIN_C_SOURCE 1
+#include "../wx.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+static int rwx_map(wx_region *r, size_t size, char *why, size_t len)
+{
+    int flags = MAP_PRIVATE | MAP_ANON;
+#if defined(__APPLE__) && defined(MAP_JIT) && defined(__x86_64__)
+    flags |= MAP_JIT; /* Intel Macs: MAP_JIT pages may be RWX */
+#endif
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE | PROT_EXEC, flags, -1, 0);
+    if (p == MAP_FAILED)
+        return wx_why_errno(why, len, "mmap(PROT_READ|PROT_WRITE|PROT_EXEC)", errno);
+    r->write = r->exec = p;
+    r->size = size;
+    r->fd = -1;
+    r->key = -1;
+    r->priv = NULL;
+    return 0;
+}
+
+static int rwx_supported(char *why, size_t len)
+{
+    wx_region r;
+    memset(&r, 0, sizeof r);
+    if (rwx_map(&r, 4096 * 4, why, len) != 0)
+        return 0;
+    munmap(r.write, r.size);
+    return 1;
+}
+
+static int rwx_nothing(wx_region *r)
+{
+    (void)r;
+    return 0;
+}
+
+static void rwx_unmap(wx_region *r)
+{
+    if (r->write)
+        munmap(r->write, r->size);
+    r->write = r->exec = NULL;
+}
+
+const wx_strategy wx_strategy_rwx = {
+    .name = "rwx",
+    .summary = "one RWX mapping, never switched (insecure baseline)",
+    .flags = WX_ALWAYS_RWX | WX_NO_SWITCH,
+    .supported = rwx_supported,
+    .map = rwx_map,
+    .begin_write = rwx_nothing,
+    .end_write = rwx_nothing,
+    .unmap = rwx_unmap,
+};

@@ -1,0 +1,272 @@
+/* wx.h - the C API every wxbench scenario includes.
+ *
+ * Strategies (ways to get memory a JIT can write and then execute), code
+ * generation for the host ISA, instruction-cache maintenance, the machine
+ * description, counters, and the row/benchmark plumbing scenarios use.
+ * The core parts (strategies, codegen, icache, platform) never depend on
+ * Google Benchmark; only the wx_bench_* functions do (see gbench_shim.h).
+ */
+#ifndef WX_H
+#define WX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Length of every buffer that carries a human-readable reason. */
+#define WX_REASON_LEN 256
+
+/* ---------------------------------------------------------------------------
+ * Strategies
+ * ------------------------------------------------------------------------ */
+
+/* Flags describing what a strategy's permission change affects. */
+enum {
+    WX_PER_THREAD = 1u << 0,      /* begin/end_write change only the calling thread's view */
+    WX_WRITABLE_ALIAS = 1u << 1,  /* a writable view of the code exists permanently */
+    WX_ALWAYS_RWX = 1u << 2,      /* memory is writable and executable at once, never switched */
+    WX_NO_SWITCH = 1u << 3,       /* begin/end_write do nothing (rwx, dualmap) */
+};
+
+/* One region of code memory handed out by a strategy. */
+typedef struct wx_region {
+    void *write;        /* where code is written (valid while writable) */
+    void *exec;         /* where code is executed (valid while executable) */
+    size_t size;        /* bytes, a multiple of the page size */
+    int fd;             /* file descriptor behind a shared mapping, or -1 */
+    int key;            /* protection key, or -1 */
+    void *priv;         /* strategy-private pointer */
+} wx_region;
+
+/* A strategy: one way to get writable-then-executable memory.
+ * Every function returns 0 on success or an errno value; begin_write and
+ * end_write always perform the change they stand for (no state tracking),
+ * so a caller can time redundant requests. A freshly mapped region is in the
+ * executable state. */
+typedef struct wx_strategy {
+    const char *name;          /* as used on the command line and in results.csv */
+    const char *summary;       /* one line: how it works */
+    unsigned flags;            /* WX_* flags above */
+    /* 1 if the strategy can run here; else 0 with why[] filled in. */
+    int (*supported)(char *why, size_t len);
+    /* Map a region of at least size bytes; on failure why[] says which call failed. */
+    int (*map)(wx_region *r, size_t size, char *why, size_t len);
+    /* Make the region writable for the calling thread (code may not run). */
+    int (*begin_write)(wx_region *r);
+    /* Make the region executable for the calling thread (code may not be written). */
+    int (*end_write)(wx_region *r);
+    /* Release everything map() acquired. */
+    void (*unmap)(wx_region *r);
+} wx_strategy;
+
+/* Every strategy compiled in, in display order, NULL-terminated. */
+extern const wx_strategy *const wx_strategies[];
+/* The strategy called name, or NULL. */
+const wx_strategy *wx_strategy_find(const char *name);
+/* Number of strategies in wx_strategies. */
+size_t wx_strategy_count(void);
+
+/* Map size bytes of plain read+write+execute memory for a baseline loop (the
+ * same code with no permission change); on failure why[] says why. */
+int wx_baseline_map(wx_region *r, size_t size, char *why, size_t len);
+/* Release a region from wx_baseline_map. */
+void wx_baseline_unmap(wx_region *r);
+
+/* Map a region with strategy s, write every page (so no page is untouched
+ * when timing starts), put a stub returning value at its start, make it
+ * executable, call it and check the value. Returns 0, or an errno / -1 with
+ * why[] saying which step failed. The region is left executable. */
+int wx_region_prepare(const wx_strategy *s, wx_region *r, size_t size, uint32_t value, char *why, size_t len);
+
+/* Format "call: strerror(err)" into why; returns err (for one-line error returns). */
+int wx_why_errno(char *why, size_t len, const char *call, int err);
+
+/* ---------------------------------------------------------------------------
+ * Code generation for the host ISA
+ * ------------------------------------------------------------------------ */
+
+/* A generated function: takes nothing, returns a 32-bit constant. */
+typedef uint32_t (*wx_stub_fn)(void);
+
+/* Bytes of the smallest stub wx_emit_stub writes. */
+size_t wx_stub_size(void);
+/* Instruction alignment required for a stub's start. */
+size_t wx_stub_align(void);
+/* Write a stub returning value at buf (size bytes, >= wx_stub_size(), a
+ * multiple of the instruction size): leading no-ops, then the return.
+ * Returns the number of bytes written, or 0 if size is too small. */
+size_t wx_emit_stub(void *buf, size_t size, uint32_t value);
+/* Rewrite only the constant of a stub of size bytes emitted at buf. */
+void wx_patch_stub(void *buf, size_t size, uint32_t value);
+/* Read the constant back from the bytes of a stub (for tests). */
+uint32_t wx_stub_value(const void *buf, size_t size);
+/* Turn an executable address into a callable stub pointer. */
+wx_stub_fn wx_stub_at(void *exec);
+/* Name of the ISA the code generator targets ("x86_64" or "arm64"). */
+const char *wx_codegen_isa(void);
+
+/* ---------------------------------------------------------------------------
+ * Instruction cache
+ * ------------------------------------------------------------------------ */
+
+/* Make len bytes of new code at exec visible to instruction fetch on this
+ * thread (write is the address it was written through; may equal exec). */
+void wx_icache_flush(void *write, void *exec, size_t len);
+/* Name of the method wx_icache_flush uses here. */
+const char *wx_icache_method(void);
+
+/* ---------------------------------------------------------------------------
+ * Platform: machine description, pinning, counters
+ * ------------------------------------------------------------------------ */
+
+/* What wxbench knows about the machine it runs on. */
+typedef struct wx_machine {
+    char slug[96];          /* e.g. amd-epyc-7b13-vm */
+    char chip[128];         /* CPU name as the OS reports it */
+    char os[96];            /* e.g. "Linux 6.1.0" */
+    char kernel[256];       /* full kernel description */
+    char arch[16];          /* arm64 or x86_64 */
+    long page_size;         /* bytes */
+    long cache_line;        /* bytes, 0 if unknown */
+    int ncpu;               /* logical CPUs online */
+    int ncpu_allowed;       /* CPUs this process may run on */
+    int hypervisor;         /* 1 when running under a hypervisor */
+    int pku;                /* CPU has protection keys (-1 unknown) */
+    int ospke;              /* OS enabled protection keys (-1 unknown) */
+    int poe;                /* arm64 POE present (-1 unknown / not arm64) */
+    int ctr_dic;            /* arm64 CTR_EL0.DIC (-1 unknown) */
+    int ctr_idc;            /* arm64 CTR_EL0.IDC (-1 unknown) */
+    int perf_cores;         /* Apple P-cores (0 where not applicable) */
+    int eff_cores;          /* Apple E-cores (0 where not applicable) */
+} wx_machine;
+
+/* Fill m with what the OS says about this machine. */
+void wx_machine_describe(wx_machine *m);
+/* Write the machine-specific part of meta.json (no surrounding braces; each
+ * line "  \"key\": value," ) to f. */
+void wx_machine_write_meta(const wx_machine *m, void *file);
+
+/* Pin the calling thread to the index-th CPU it is allowed on (wrapping);
+ * returns the CPU number, or -1 with why filled where pinning is impossible. */
+int wx_pin_thread(int index, char *why, size_t len);
+/* The CPU wx_pin_thread(index) would pin to, without pinning; -1 if none. */
+int wx_cpu_for_index(int index);
+/* CPU the calling thread runs on now, or -1. */
+int wx_current_cpu(void);
+/* Number of CPUs this process may run on. */
+int wx_cpus_allowed(void);
+
+/* Monotonic wall clock in nanoseconds. */
+uint64_t wx_now_ns(void);
+
+/* Counters read around a timed loop. */
+typedef struct wx_counters {
+    uint64_t tlb_start;     /* TLB shootdowns counted before */
+    int tlb_ok;             /* 1 if the count is available */
+    int cycles_fd;          /* perf_event fd counting cycles, or -1 */
+    uint64_t cycles_start;  /* cycles before */
+} wx_counters;
+
+/* Sum of TLB shootdown interrupts over all CPUs; 0 with *ok = 0 where not counted. */
+uint64_t wx_tlb_shootdowns(int *ok);
+/* 1 if this thread's cycles can be counted; else 0 and why. */
+int wx_cycles_available(char *why, size_t len);
+/* Start counting around a timed loop. */
+void wx_counters_begin(wx_counters *c);
+/* Stop counting: deltas into *tlb and *cycles (negative = not available). */
+void wx_counters_end(wx_counters *c, double *tlb, double *cycles);
+
+/* ---------------------------------------------------------------------------
+ * Faults: run a piece of code and report whether it faulted
+ * ------------------------------------------------------------------------ */
+
+/* Call fn(arg) with SIGSEGV/SIGBUS (and SIGILL) caught on this thread.
+ * Returns 0 when fn returned, else the signal number that stopped it. */
+int wx_try(void (*fn)(void *), void *arg);
+/* Name of a signal, e.g. "SIGSEGV". */
+const char *wx_signal_name(int sig);
+
+
+/* ---------------------------------------------------------------------------
+ * Scenarios, cases and rows
+ * ------------------------------------------------------------------------ */
+
+/* The parameter columns of one measured configuration (one results.csv row
+ * per repetition). */
+typedef struct wx_case {
+    const char *variant;    /* sub-case name, e.g. "flip" */
+    int threads;            /* worker threads doing the op (>= 1) */
+    int victims;            /* other threads in the address space, not doing the op */
+    uint64_t size_bytes;    /* swept size, 0 where none */
+    int batch;              /* patches per writable window (1 unless swept) */
+    double min_time;        /* seconds Google Benchmark runs it (0: the run's default) */
+    uint64_t iterations;    /* fixed op count (0: let Google Benchmark choose) */
+    uintptr_t param;        /* scenario-private parameter */
+} wx_case;
+
+/* One thread of a running benchmark (wraps Google Benchmark's State). */
+typedef struct wxgb_state wx_bench;
+
+/* Body of a benchmark: sets up, runs the timed loop, verifies, tears down. */
+typedef void (*wx_bench_fn)(wx_bench *b, const wx_strategy *s, const wx_case *c);
+
+/* What a scenario sees of the run it is registering into. */
+typedef struct wx_run {
+    const wx_strategy *strategy;  /* strategy of this child process, or NULL for "none" */
+    int quick;                    /* 1 under --quick: smaller sweeps */
+    int ncpu;                     /* CPUs the process may use */
+    long page_size;               /* bytes */
+} wx_run;
+
+/* A scenario: one question measured across strategies. */
+typedef struct wx_scenario {
+    const char *name;             /* command-line and results.csv name */
+    const char *question;         /* one line: what it answers */
+    const char *op;               /* what one op is (README, --list) */
+    const char *const *variants;  /* NULL-terminated variant names */
+    int strategy_free;            /* 1: runs once with strategy "none" */
+    /* Register every case for run->strategy with wx_add_case/wx_add_unsupported. */
+    void (*register_cases)(const wx_run *run);
+} wx_scenario;
+
+/* Every scenario compiled in (scenarios/scenarios.def), NULL-terminated. */
+extern const wx_scenario *const wx_scenarios[];
+/* The scenario called name, or NULL. */
+const wx_scenario *wx_scenario_find(const char *name);
+
+/* Register case c (copied) to be measured by body; body NULL registers the
+ * idiomatic native Google Benchmark loop over an empty op (harness/native). */
+void wx_add_case(const wx_case *c, wx_bench_fn body);
+/* Register case c as a row with status unsupported and this reason. */
+void wx_add_unsupported(const wx_case *c, const char *reason);
+
+/* The batched timed loop: while (wx_bench_keep_running(b, n)) { n ops }. */
+int wx_bench_keep_running(wx_bench *b, uint64_t n);
+/* Mark this measurement failed (verification or a call failed); the loop
+ * must be left right after. */
+void wx_bench_fail(wx_bench *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Start the counters (cycles, TLB shootdowns): call just before the loop. */
+void wx_bench_counters_begin(wx_bench *b);
+/* Stop the counters and attach per-op values: call just after the loop. */
+void wx_bench_counters_end(wx_bench *b);
+/* Index of the calling worker thread (0..threads-1). */
+int wx_bench_thread_index(const wx_bench *b);
+/* Number of worker threads of this benchmark. */
+int wx_bench_threads(const wx_bench *b);
+
+/* Fault injection for tests (builds with -DWX_TESTING only; 0 otherwise):
+ * 1 if the named fault ("skip_write", "corrupt_stub", ...) is requested. */
+int wx_test_inject(const char *fault);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WX_H */
