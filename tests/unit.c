@@ -1,0 +1,462 @@
+/* unit.c - unit tests of the C core (strategies, codegen, icache, faults,
+ * CSV rows, machine slugs). No Google Benchmark: this binary also builds for
+ * aarch64 (run under qemu) and links for macOS.
+ *
+ * Every test runs in its own child process (tests provoke faults on
+ * purpose). A test passes when its child exits 0, is skipped when it exits
+ * SKIP (printing why), and fails otherwise. Ends with "N passed, N failed". */
+#define _GNU_SOURCE 1
+#define _DARWIN_C_SOURCE 1
+#include "../bench/runner.h"
+#include "../bench/platform.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SKIP 77
+
+static int check_failures;
+
+/* Record a failed expectation (the test goes on, and fails at its end). */
+#define CHECK(cond, ...)                                                       \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            printf("    %s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
+            printf(__VA_ARGS__);                                               \
+            printf("\n");                                                      \
+            check_failures++;                                                  \
+        }                                                                      \
+    } while (0)
+
+static void skip(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    printf("    skipped: ");
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+    fflush(stdout);
+    _exit(SKIP);
+}
+
+/* ---------------------------------------------------------------- codegen */
+
+typedef struct call_ctx {
+    void *addr;
+    uint32_t got;
+    uint32_t value;
+} call_ctx;
+
+static void call_it(void *arg)
+{
+    call_ctx *c = arg;
+    c->got = wx_stub_at(c->addr)();
+}
+
+static void write_it(void *arg)
+{
+    call_ctx *c = arg;
+    wx_emit_stub(c->addr, wx_stub_size(), c->value);
+}
+
+static void test_codegen_constants(void)
+{
+    wx_region r;
+    char why[WX_REASON_LEN];
+    if (wx_baseline_map(&r, 65536, why, sizeof why) != 0)
+        skip("no RWX memory for the code generator test: %s", why);
+    const uint32_t values[] = {0, 1, 7, 0xffff, 0x10000, 0x12345678u, 0xdeadbeefu, 0xffffffffu};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        size_t n = wx_emit_stub(r.write, wx_stub_size(), values[i]);
+        CHECK(n == wx_stub_size(), "emit returned %zu", n);
+        wx_icache_flush(r.write, r.exec, n);
+        uint32_t got = wx_stub_at(r.exec)();
+        CHECK(got == values[i], "stub returned %#x, expected %#x", got, values[i]);
+        CHECK(wx_stub_value(r.write, n) == values[i], "stub_value read back %#x", wx_stub_value(r.write, n));
+    }
+    /* Padded stubs of JIT-function sizes, each at its own offset, patched
+     * repeatedly in place. */
+    const size_t sizes[] = {wx_stub_size(), 16, 64, 256, 1024, 4096};
+    size_t off = 0;
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        size_t size = (sizes[s] + 3) & ~(size_t)3;
+        if (size < wx_stub_size())
+            size = wx_stub_size();
+        void *w = (char *)r.write + off, *x = (char *)r.exec + off;
+        CHECK(wx_emit_stub(w, size, 1) == size, "emit of %zu bytes", size);
+        for (uint32_t v = 2; v < 2000; v += 7) {
+            wx_patch_stub(w, size, v * 2654435761u);
+            wx_icache_flush(w, x, size);
+            uint32_t got = wx_stub_at(x)();
+            if (got != v * 2654435761u) {
+                CHECK(got == v * 2654435761u, "size %zu patch %u: got %#x", size, v, got);
+                break;
+            }
+        }
+        off += (size + 63) & ~(size_t)63;
+    }
+    CHECK(wx_emit_stub(r.write, wx_stub_size() - 1, 1) == 0, "a too-small buffer must be refused");
+    wx_baseline_unmap(&r);
+}
+
+/* -------------------------------------------------------------- strategies */
+
+/* The contract every strategy that runs here must keep. */
+static void strategy_contract(const char *name)
+{
+    const wx_strategy *s = wx_strategy_find(name);
+    CHECK(s != NULL, "strategy %s is not in the table", name);
+    if (!s)
+        return;
+    char why[WX_REASON_LEN] = "";
+    if (!s->supported(why, sizeof why)) {
+        CHECK(why[0] != 0, "an unsupported strategy must say why");
+        skip("%s unsupported here: %s", name, why);
+    }
+    wx_region r;
+    memset(&r, 0, sizeof r);
+    long page = sysconf(_SC_PAGESIZE);
+    int e = s->map(&r, (size_t)page * 4, why, sizeof why);
+    CHECK(e == 0, "map: %s", why);
+    if (e)
+        return;
+    CHECK(r.size >= (size_t)page * 4, "region size %zu", r.size);
+    CHECK(((uintptr_t)r.exec % (uintptr_t)page) == 0, "exec view not page aligned");
+
+    for (uint32_t round = 0; round < 20; round++) {
+        uint32_t v = 0x5000u + round * 977u;
+        CHECK(s->begin_write(&r) == 0, "begin_write");
+        call_ctx w = {.addr = (char *)r.write + page * (round % 4), .value = v};
+        int sig = wx_try(write_it, &w);
+        CHECK(sig == 0, "round %u: a write after begin_write faulted (%s)", round, wx_signal_name(sig));
+        CHECK(s->end_write(&r) == 0, "end_write");
+        wx_icache_flush(w.addr, (char *)r.exec + page * (round % 4), wx_stub_size());
+        call_ctx c = {.addr = (char *)r.exec + page * (round % 4)};
+        sig = wx_try(call_it, &c);
+        CHECK(sig == 0, "round %u: the code did not run after end_write (%s)", round, wx_signal_name(sig));
+        CHECK(c.got == v, "round %u: the code returned %#x, expected %#x", round, c.got, v);
+
+        /* After end_write, a write through the executable view faults,
+         * except for the insecure baseline, which is writable at all times. */
+        call_ctx bad = {.addr = r.exec, .value = 0xbad};
+        sig = wx_try(write_it, &bad);
+        if (s->flags & WX_ALWAYS_RWX)
+            CHECK(sig == 0, "rwx: a write through the executable view must work (%s)", wx_signal_name(sig));
+        else
+            CHECK(sig == SIGSEGV || sig == SIGBUS, "round %u: a write through the executable view did not fault",
+                  round);
+        s->end_write(&r); /* a fault handler may leave per-thread state changed */
+    }
+    s->unmap(&r);
+}
+
+static void test_strategy_rwx(void) { strategy_contract("rwx"); }
+static void test_strategy_mprotect(void) { strategy_contract("mprotect"); }
+static void test_strategy_dualmap(void) { strategy_contract("dualmap"); }
+static void test_strategy_pkey(void) { strategy_contract("pkey"); }
+static void test_strategy_mapjit(void) { strategy_contract("mapjit"); }
+static void test_strategy_mapjit_callback(void) { strategy_contract("mapjit_callback"); }
+
+/* dualmap: what is written through the RW view is what the RX view runs,
+ * the views differ, and the RW view stays writable while code runs. */
+static void test_dualmap_views(void)
+{
+    const wx_strategy *s = wx_strategy_find("dualmap");
+    char why[WX_REASON_LEN] = "";
+    if (!s->supported(why, sizeof why))
+        skip("dualmap unsupported here: %s", why);
+    wx_region r;
+    long page = sysconf(_SC_PAGESIZE);
+    CHECK(s->map(&r, (size_t)page * 2, why, sizeof why) == 0, "map: %s", why);
+    CHECK(r.write != r.exec, "dualmap must give two different views");
+    CHECK(s->flags & WX_WRITABLE_ALIAS, "dualmap must declare its writable alias");
+    for (uint32_t v = 1; v < 500; v++) {
+        wx_emit_stub((char *)r.write + page, wx_stub_size(), v * 31u);
+        wx_icache_flush((char *)r.write + page, (char *)r.exec + page, wx_stub_size());
+        uint32_t got = wx_stub_at((char *)r.exec + page)();
+        if (got != v * 31u) {
+            CHECK(got == v * 31u, "RX view ran %#x after RW view wrote %#x", got, v * 31u);
+            break;
+        }
+        CHECK(memcmp((char *)r.write + page, (char *)r.exec + page, wx_stub_size()) == 0, "views differ");
+    }
+    call_ctx x = {.addr = r.write};
+    int sig = wx_try(call_it, &x);
+    CHECK(sig != 0, "the RW view must not be executable");
+    s->unmap(&r);
+}
+
+/* Per-thread strategies (pkey, mapjit): while one thread may write, another
+ * thread is still write-protected; process-wide ones (mprotect) are not. */
+static void per_thread_check(const char *name)
+{
+    const wx_strategy *s = wx_strategy_find(name);
+    char why[WX_REASON_LEN] = "";
+    if (!s->supported(why, sizeof why))
+        skip("%s unsupported here: %s", name, why);
+    wx_probe p;
+    wx_probe_strategy(s, &p);
+    CHECK(p.maps == 1, "%s: map failed: %s", name, p.why);
+    CHECK(p.write_sig == 0, "%s: write while writable faulted", name);
+    CHECK(p.run_sig == 0 && p.run_value_ok == 1, "%s: code did not run correctly", name);
+    if (s->flags & WX_PER_THREAD)
+        CHECK(p.other_write_sig == SIGSEGV || p.other_write_sig == SIGBUS,
+              "%s: another thread could write while this one had write access", name);
+    else
+        CHECK(p.other_write_sig == 0, "%s: another thread's write faulted (%s) though the change is process-wide",
+              name, wx_signal_name(p.other_write_sig));
+}
+
+static void test_per_thread_mprotect(void) { per_thread_check("mprotect"); }
+static void test_per_thread_pkey(void) { per_thread_check("pkey"); }
+static void test_per_thread_mapjit(void) { per_thread_check("mapjit"); }
+
+/* mprotect: executing while writable faults (the pages are RW only). */
+static void test_mprotect_exec_faults_when_writable(void)
+{
+    wx_probe p;
+    wx_probe_strategy(wx_strategy_find("mprotect"), &p);
+    if (!p.supported)
+        skip("mprotect unsupported: %s", p.why);
+    CHECK(p.exec_writable_sig == SIGSEGV || p.exec_writable_sig == SIGBUS, "executing RW memory did not fault (%d)",
+          p.exec_writable_sig);
+    CHECK(p.write_exec_sig == SIGSEGV || p.write_exec_sig == SIGBUS, "writing RX memory did not fault");
+}
+
+/* Every strategy in the table has a name, a summary, all functions, and an
+ * unsupported one says why. */
+static void test_strategy_table(void)
+{
+    CHECK(wx_strategy_count() >= 6, "expected at least 6 strategies, have %zu", wx_strategy_count());
+    const char *want[] = {"rwx", "mprotect", "dualmap", "mapjit", "mapjit_callback", "pkey"};
+    for (size_t i = 0; i < 6; i++)
+        CHECK(wx_strategy_find(want[i]) != NULL, "missing strategy %s", want[i]);
+    for (size_t i = 0; wx_strategies[i]; i++) {
+        const wx_strategy *s = wx_strategies[i];
+        CHECK(s->name && s->summary && s->supported && s->map && s->begin_write && s->end_write && s->unmap,
+              "strategy %zu is incomplete", i);
+        CHECK(strncmp(s->name, "test_", 5) != 0, "test-only strategy %s in a user build", s->name);
+        char why[WX_REASON_LEN] = "";
+        if (!s->supported(why, sizeof why))
+            CHECK(why[0] != 0, "%s: unsupported without a reason", s->name);
+    }
+    CHECK(wx_strategy_find("nonsense") == NULL, "unknown names must not be found");
+}
+
+/* ------------------------------------------------------------------ faults */
+
+static void touch_null_page(void *arg)
+{
+    (void)arg;
+    volatile char *p = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANON, -1, 0);
+    if ((void *)p != MAP_FAILED)
+        p[0] = 1;
+}
+
+static void do_nothing(void *arg)
+{
+    (void)arg;
+}
+
+static void test_fault_catching(void)
+{
+    CHECK(wx_try(do_nothing, NULL) == 0, "no fault expected");
+    int sig = wx_try(touch_null_page, NULL);
+    CHECK(sig == SIGSEGV || sig == SIGBUS, "expected SIGSEGV or SIGBUS, got %d", sig);
+    CHECK(wx_try(do_nothing, NULL) == 0, "wx_try must be usable again after a fault");
+    CHECK(strcmp(wx_signal_name(SIGSEGV), "SIGSEGV") == 0, "signal name");
+}
+
+/* --------------------------------------------------------------------- CSV */
+
+/* Minimal RFC 4180 reader for one record: returns the number of fields and
+ * copies field k into out. */
+static int csv_read(const char *s, int k, char *out, size_t len)
+{
+    int field = 0;
+    size_t o = 0;
+    int quoted = 0;
+    const char *p = s;
+    if (*p == '"') {
+        quoted = 1;
+        p++;
+    }
+    for (;;) {
+        char ch = *p;
+        if (quoted) {
+            if (ch == 0)
+                return -1; /* unterminated quote */
+            if (ch == '"' && p[1] == '"') {
+                if (field == k && o + 1 < len)
+                    out[o++] = '"';
+                p += 2;
+                continue;
+            }
+            if (ch == '"') {
+                quoted = 0;
+                p++;
+                continue;
+            }
+        } else if (ch == ',' || ch == '\n' || ch == 0) {
+            if (field == k && len)
+                out[o] = 0;
+            field++;
+            if (ch != ',')
+                return field;
+            p++;
+            if (*p == '"') {
+                quoted = 1;
+                p++;
+            }
+            continue;
+        }
+        if (field == k && o + 1 < len)
+            out[o++] = ch;
+        p++;
+    }
+}
+
+static void test_csv_quoting(void)
+{
+    const char *reason = "mmap failed, errno 13: \"Permission denied\"\nsecond line, with comma";
+    wx_case c = {.variant = "patch", .threads = 2, .victims = 1, .size_bytes = 16384, .batch = 4};
+    wx_row r = {.machine = "apple-m2-pro", .chip = "Apple M2 Pro", .os = "macOS 14.5", .arch = "arm64",
+                .page_size = 16384, .scenario = "toggle_latency", .strategy = "mapjit", .c = &c,
+                .core_class = "P", .repetition = 3, .iterations = 1000, .ns_per_op = -1,
+                .cycles_per_op = -1, .tlb_per_op = -1, .status = "failed", .reason = reason};
+    char *line = wx_csv_format(&r);
+    CHECK(line != NULL, "format");
+    if (!line)
+        return;
+    char field[512];
+    int n = csv_read(line, 19, field, sizeof field);
+    CHECK(n == 20, "expected 20 fields, read %d from: %s", n, line);
+    CHECK(strcmp(field, reason) == 0, "reason read back as [%s]", field);
+    csv_read(line, 7, field, sizeof field);
+    CHECK(strcmp(field, "patch") == 0, "variant read back as [%s]", field);
+    csv_read(line, 15, field, sizeof field);
+    CHECK(field[0] == 0, "ns_per_op of a failed row must be empty, is [%s]", field);
+    size_t len = strlen(line);
+    CHECK(len > 0 && line[len - 1] == '\n', "row must end with a newline");
+    free(line);
+
+    int header_fields = csv_read(wx_csv_header, 0, field, sizeof field);
+    CHECK(header_fields == 20, "header has %d fields", header_fields);
+    CHECK(strcmp(wx_csv_header,
+                 "machine,chip,os,arch,page_size,scenario,strategy,variant,threads,victims,size_bytes,batch,"
+                 "core_class,repetition,iterations,ns_per_op,cycles_per_op,tlb_shootdowns_per_op,status,reason\n") == 0,
+          "header differs from the contract");
+}
+
+static void test_slugs(void)
+{
+    struct {
+        const char *chip;
+        int vm;
+        const char *slug;
+    } cases[] = {
+        {"Apple M2 Pro", 0, "apple-m2-pro"},
+        {"AMD EPYC 7B13", 1, "amd-epyc-7b13-vm"},
+        {"Intel(R) Xeon(R) Processor", 1, "intel-xeon-vm"},
+        {"Intel(R) Core(TM) i7-8700K CPU @ 3.70GHz", 0, "intel-core-i7-8700k"},
+        {"Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz", 1, "intel-xeon-platinum-8481c-vm"},
+        {"AMD Ryzen 9 7950X 16-Core Processor", 0, "amd-ryzen-9-7950x-16-core"},
+        {"", 0, "unknown"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[96];
+        wx_slugify(cases[i].chip, cases[i].vm, out, sizeof out);
+        CHECK(strcmp(out, cases[i].slug) == 0, "slug of [%s] is [%s], expected [%s]", cases[i].chip, out,
+              cases[i].slug);
+    }
+}
+
+static void test_machine(void)
+{
+    wx_machine m;
+    wx_machine_describe(&m);
+    CHECK(m.page_size >= 4096 && (m.page_size & (m.page_size - 1)) == 0, "page size %ld", m.page_size);
+    CHECK(m.slug[0] != 0, "empty slug");
+    CHECK(m.chip[0] != 0, "empty chip name");
+    CHECK(strcmp(m.arch, "x86_64") == 0 || strcmp(m.arch, "arm64") == 0, "arch [%s]", m.arch);
+    CHECK(strcmp(m.arch, wx_codegen_isa()) == 0, "arch [%s] vs codegen [%s]", m.arch, wx_codegen_isa());
+    CHECK(m.ncpu >= 1 && m.ncpu_allowed >= 1, "cpus %d/%d", m.ncpu, m.ncpu_allowed);
+    char why[WX_REASON_LEN] = "";
+    int cpu = wx_pin_thread(0, why, sizeof why);
+    if (cpu >= 0)
+        CHECK(wx_current_cpu() == cpu || wx_current_cpu() < 0, "pinned to %d, running on %d", cpu, wx_current_cpu());
+    uint64_t t0 = wx_now_ns(), t1 = wx_now_ns();
+    CHECK(t1 >= t0, "clock went backwards");
+}
+
+/* ------------------------------------------------------------------ runner */
+
+typedef struct test {
+    const char *name;
+    void (*fn)(void);
+} test;
+
+static const test tests[] = {
+    {"codegen: stubs return their constants after repeated patches", test_codegen_constants},
+    {"strategy table: complete, no test strategies, reasons given", test_strategy_table},
+    {"strategy rwx: writes, runs, stays writable", test_strategy_rwx},
+    {"strategy mprotect: writes when writable, runs and write-faults when executable", test_strategy_mprotect},
+    {"strategy dualmap: writes when writable, runs and write-faults when executable", test_strategy_dualmap},
+    {"strategy pkey: writes when writable, runs and write-faults when executable", test_strategy_pkey},
+    {"strategy mapjit: writes when writable, runs and write-faults when executable", test_strategy_mapjit},
+    {"strategy mapjit_callback: writes when writable, runs and write-faults when executable",
+     test_strategy_mapjit_callback},
+    {"dualmap: the RX view runs what the RW view wrote", test_dualmap_views},
+    {"mprotect: executing while writable faults", test_mprotect_exec_faults_when_writable},
+    {"mprotect: the change is process-wide (another thread can write)", test_per_thread_mprotect},
+    {"pkey: another thread stays write-protected", test_per_thread_pkey},
+    {"mapjit: another thread stays write-protected", test_per_thread_mapjit},
+    {"faults: SIGSEGV/SIGBUS caught and reported", test_fault_catching},
+    {"csv: a reason with commas, quotes and a newline reads back as one field", test_csv_quoting},
+    {"machine slugs from CPU names", test_slugs},
+    {"machine description and pinning", test_machine},
+};
+
+int main(int argc, char **argv)
+{
+    int passed = 0, failed = 0, skipped = 0;
+    const char *only = argc > 1 ? argv[1] : NULL;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+        if (only && !strstr(tests[i].name, only))
+            continue;
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+            tests[i].fn();
+            fflush(stdout);
+            _exit(check_failures ? 1 : 0);
+        }
+        int st = 0;
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+            ;
+        if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+            printf("ok   - %s\n", tests[i].name);
+            passed++;
+        } else if (WIFEXITED(st) && WEXITSTATUS(st) == SKIP) {
+            printf("skip - %s\n", tests[i].name);
+            skipped++;
+        } else {
+            if (WIFSIGNALED(st))
+                printf("    died of %s\n", wx_signal_name(WTERMSIG(st)));
+            printf("FAIL - %s\n", tests[i].name);
+            failed++;
+        }
+    }
+    printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
+    return failed ? 1 : 0;
+}
