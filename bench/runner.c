@@ -62,6 +62,7 @@ static entry *g_entries;
 static size_t g_nentries, g_cap;
 
 static volatile sig_atomic_t g_interrupted;
+static char g_dir[4096];         /* the run's output directory */
 
 /* Write all of buf to fd (rows must not be cut). */
 static int write_all(int fd, const char *buf, size_t len)
@@ -297,6 +298,9 @@ static int child_main(const wx_scenario *sc, const char *strategy)
         .quick = g_opt->quick,
         .ncpu = wx_cpus_allowed(),
         .page_size = g_machine.page_size,
+        .out_dir = g_dir,
+        .min_time = g_min_time,
+        .repetitions = g_repetitions,
     };
 
     if (!sc->strategy_free) {
@@ -388,7 +392,6 @@ static int mkdir_p(const char *path)
     return 0;
 }
 
-static char g_dir[4096];
 static char g_date[64];
 static int g_measuring_cpu = -1;
 

@@ -219,6 +219,9 @@ typedef struct wx_run {
     int quick;                    /* 1 under --quick: smaller sweeps */
     int ncpu;                     /* CPUs the process may use */
     long page_size;               /* bytes */
+    const char *out_dir;          /* where results.csv is (for extra files beside it) */
+    double min_time;              /* seconds per repetition in force */
+    int repetitions;              /* repetitions in force */
 } wx_run;
 
 /* A scenario: one question measured across strategies. */
