@@ -110,17 +110,17 @@ deps-test:
 # ---------------------------------------------------------------------------
 bench: deps-bench
 	@$(MAKE) --no-print-directory all
-	@set -e; out=$$(mktemp); \
-	  rc=0; $(B)/wxbench $(BENCH_FLAGS) | tee $$out || rc=$$?; \
-	  run=$$(sed -n 's|^results: \(.*\)/results.csv$$|\1|p' $$out); rm -f $$out; \
-	  if [ -n "$$run" ] && [ -f scripts/plots.mk ]; then \
-	    $(MAKE) --no-print-directory after-bench RUN="$$run" || true; fi; \
-	  [ -n "$$run" ] && echo "run: $$run"; \
-	  exit $$rc
+	@MAKE="$(MAKE)" scripts/bench.sh $(B)/wxbench $(BENCH_FLAGS)
 
+# What `make bench` does with a finished run: figures, report, terminal chart.
 .PHONY: after-bench
+ifneq ($(wildcard scripts/plots.mk),)
+include scripts/plots.mk
+after-bench: plots report terminal-chart
+else
 after-bench:
 	@true
+endif
 
 test: deps-test
 	@$(MAKE) --no-print-directory all $(B)/wxbench-test $(B)/unit_tests
