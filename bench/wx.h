@@ -268,6 +268,32 @@ int wx_bench_threads(const wx_bench *b);
  * 1 if the named fault ("skip_write", "corrupt_stub", ...) is requested. */
 int wx_test_inject(const char *fault);
 
+/* ---------------------------------------------------------------------------
+ * JIT workload and W^X audit (jit_workload, wx_audit): 8-byte-constant
+ * stubs, cases timed by their body, the audit, side files beside results.csv
+ * ------------------------------------------------------------------------ */
+
+/* A generated function returning a 64-bit constant. */
+typedef uint64_t (*wx_stub64_fn)(void);
+
+/* Bytes of the smallest 8-byte-constant stub (x86_64 17, arm64 20). */
+size_t wx_stub64_size(void);
+/* Write a stub returning value at buf (size bytes, >= wx_stub64_size(), a
+ * multiple of 4 on arm64): leading no-ops, then
+ *   x86_64: movabs rax, imm64 ; ret ; up to 7 int3 - the immediate on an
+ *           8-byte boundary relative to buf;
+ *   arm64:  movz x0 ; movk x0, lsl 16 ; movk x0, lsl 32 ; movk x0, lsl 48 ; ret.
+ * Returns the number of bytes written, or 0 if size does not fit. */
+size_t wx_emit_stub64(void *buf, size_t size, uint64_t value);
+/* Rewrite only the constant of a stub64 of size bytes at buf: one aligned
+ * 8-byte store on x86_64 when buf is 8-byte aligned; on arm64 four aligned
+ * 4-byte stores, so each instruction is either old or new, never torn. */
+void wx_patch_stub64(void *buf, size_t size, uint64_t value);
+/* Read the constant back from the bytes of a stub64 (for tests). */
+uint64_t wx_stub64_value(const void *buf, size_t size);
+/* Turn an executable address into a callable stub64 pointer. */
+wx_stub64_fn wx_stub64_at(void *exec);
+
 #ifdef __cplusplus
 }
 #endif

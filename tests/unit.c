@@ -108,6 +108,84 @@ static void test_codegen_constants(void)
     wx_baseline_unmap(&r);
 }
 
+/* 64-bit constant stubs (inline-cache slots): known bytes, every constant
+ * returned, the immediate aligned for a one-store patch on x86_64, patches in
+ * place at every JIT-function size. */
+static void test_codegen64(void)
+{
+    const uint64_t v = 0x1122334455667788ull;
+    unsigned char buf[64];
+#if defined(__x86_64__)
+    CHECK(wx_stub64_size() == 17, "x86_64 stub64 is %zu bytes", wx_stub64_size());
+    static const unsigned char want[17] = {0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x48, 0xB8, 0x88,
+                                           0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, 0xC3};
+    CHECK(wx_emit_stub64(buf, 17, v) == 17, "emit 17 bytes");
+    CHECK(memcmp(buf, want, 17) == 0, "bytes differ from nop*6; movabs rax, imm64; ret");
+    for (size_t size = 17; size <= 64; size++) {
+        memset(buf, 0, sizeof buf);
+        CHECK(wx_emit_stub64(buf, size, v) == size, "emit %zu bytes", size);
+        size_t at = 0;
+        while (at < size && buf[at] == 0x90)
+            at++;
+        CHECK(at + 11 <= size && buf[at] == 0x48 && buf[at + 1] == 0xB8, "size %zu: no movabs after the nops", size);
+        CHECK((at + 2) % 8 == 0, "size %zu: the immediate is at offset %zu, not 8-byte aligned", size, at + 2);
+        CHECK(buf[at + 10] == 0xC3, "size %zu: no ret after the immediate", size);
+        for (size_t k = at + 11; k < size; k++)
+            CHECK(buf[k] == 0xCC, "size %zu: byte %zu after the ret is %#x, not int3", size, k, buf[k]);
+    }
+#else
+    CHECK(wx_stub64_size() == 20, "arm64 stub64 is %zu bytes", wx_stub64_size());
+    static const uint32_t want[5] = {0xd28ef100u, 0xf2aaacc0u, 0xf2c66880u, 0xf2e22440u, 0xd65f03c0u};
+    CHECK(wx_emit_stub64(buf, 24, v) == 24, "emit 24 bytes");
+    uint32_t insn[6];
+    memcpy(insn, buf, 24);
+    CHECK(insn[0] == 0xd503201fu, "leading nop is %#x", insn[0]);
+    for (int i = 0; i < 5; i++)
+        CHECK(insn[i + 1] == want[i], "instruction %d is %#x, expected %#x", i, insn[i + 1], want[i]);
+    CHECK(wx_emit_stub64(buf, 22, v) == 0, "a size that is not a multiple of 4 must be refused");
+#endif
+    CHECK(wx_emit_stub64(buf, 24, v) == 24 && wx_stub64_value(buf, 24) == v, "value read back as %#llx",
+          (unsigned long long)wx_stub64_value(buf, 24));
+    CHECK(wx_emit_stub64(buf, wx_stub64_size() - 1, v) == 0, "a too-small buffer must be refused");
+
+    wx_region r;
+    char why[WX_REASON_LEN];
+    if (wx_baseline_map(&r, 65536, why, sizeof why) != 0)
+        skip("no RWX memory for the code generator test: %s", why);
+    const uint64_t values[] = {0, 1, 0xffffffffull, 0x100000000ull, 0x8000000000000000ull, 0xdeadbeefcafebabeull,
+                               UINT64_MAX, v};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        size_t n = wx_emit_stub64(r.write, 24, values[i]);
+        CHECK(n == 24, "emit returned %zu", n);
+        wx_icache_flush(r.write, r.exec, n);
+        uint64_t got = wx_stub64_at(r.exec)();
+        CHECK(got == values[i], "stub returned %#llx, expected %#llx", (unsigned long long)got,
+              (unsigned long long)values[i]);
+        CHECK(wx_stub64_value(r.write, n) == values[i], "value read back as %#llx",
+              (unsigned long long)wx_stub64_value(r.write, n));
+    }
+    const size_t sizes[] = {wx_stub64_size(), 24, 64, 256, 1024, 4096};
+    size_t off = 0;
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        size_t size = (sizes[s] + 3) & ~(size_t)3;
+        void *w = (char *)r.write + off, *x = (char *)r.exec + off;
+        CHECK(wx_emit_stub64(w, size, 1) == size, "emit of %zu bytes", size);
+        for (uint64_t k = 2; k < 2000; k += 7) {
+            uint64_t want64 = k * 0x9E3779B97F4A7C15ull;
+            wx_patch_stub64(w, size, want64);
+            wx_icache_flush(w, x, size);
+            uint64_t got = wx_stub64_at(x)();
+            if (got != want64) {
+                CHECK(got == want64, "size %zu patch %llu: got %#llx", size, (unsigned long long)k,
+                      (unsigned long long)got);
+                break;
+            }
+        }
+        off += (size + 63) & ~(size_t)63;
+    }
+    wx_baseline_unmap(&r);
+}
+
 /* -------------------------------------------------------------- strategies */
 
 /* The contract every strategy that runs here must keep. */
@@ -407,6 +485,7 @@ typedef struct test {
 
 static const test tests[] = {
     {"codegen: stubs return their constants after repeated patches", test_codegen_constants},
+    {"codegen: 64-bit constant stubs, known bytes, aligned immediate, patched in place", test_codegen64},
     {"strategy table: complete, no test strategies, reasons given", test_strategy_table},
     {"strategy rwx: writes, runs, stays writable", test_strategy_rwx},
     {"strategy mprotect: writes when writable, runs and write-faults when executable", test_strategy_mprotect},
