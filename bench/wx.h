@@ -233,6 +233,10 @@ typedef struct wx_scenario {
     int strategy_free;            /* 1: runs once with strategy "none" */
     /* Register every case for run->strategy with wx_add_case/wx_add_unsupported. */
     void (*register_cases)(const wx_run *run);
+    /* Optional: called instead of register_cases when run->strategy cannot
+     * run here (why says why), before the runner writes its unsupported rows;
+     * for scenarios that keep a side file (wx_audit's audit.csv). */
+    void (*record_unsupported)(const wx_run *run, const char *why);
 } wx_scenario;
 
 /* Every scenario compiled in (scenarios/scenarios.def), NULL-terminated. */
@@ -293,6 +297,15 @@ void wx_patch_stub64(void *buf, size_t size, uint64_t value);
 uint64_t wx_stub64_value(const void *buf, size_t size);
 /* Turn an executable address into a callable stub64 pointer. */
 wx_stub64_fn wx_stub64_at(void *exec);
+
+/* Register case c like wx_add_case, but the row's ns_per_op is the time the
+ * body reports with wx_bench_batch_time, per op, instead of the wall time of
+ * the whole loop: for an op that is one timed part of each loop step
+ * (wx_audit/exposure_window). */
+void wx_add_case_manual_time(const wx_case *c, wx_bench_fn body);
+/* In a wx_add_case_manual_time body: the ns the ops of the batch just run
+ * took; call once after each wx_bench_keep_running batch. */
+void wx_bench_batch_time(wx_bench *b, double ns);
 
 #ifdef __cplusplus
 }
