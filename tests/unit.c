@@ -330,6 +330,158 @@ static void test_strategy_table(void)
     CHECK(wx_strategy_find("nonsense") == NULL, "unknown names must not be found");
 }
 
+/* ------------------------------------------------------------------- audit */
+
+/* The audit's answers for a strategy that runs here, against its known
+ * semantics (results 1 yes, 0 no; -1 = not checked). */
+static void audit_expect(const char *name, const int want[WX_AUDIT_NPROPS])
+{
+    const wx_strategy *s = wx_strategy_find(name);
+    char why[WX_REASON_LEN] = "";
+    if (!s || !s->supported(why, sizeof why))
+        skip("%s unsupported here: %s", name, s ? why : "not in the table");
+    wx_audit a;
+    wx_audit_strategy(s, &a);
+    CHECK(a.complete == 1, "%s: the audit did not complete", name);
+    for (int i = 0; i < WX_AUDIT_NPROPS; i++) {
+        CHECK(a.evidence[i][0] != 0, "%s %s: no evidence", name, wx_audit_property_names[i]);
+        if (want[i] >= 0)
+            CHECK(a.result[i] == want[i], "%s %s: %s, expected %s (%s)", name, wx_audit_property_names[i],
+                  wx_audit_result_name(a.result[i]), wx_audit_result_name(want[i]), a.evidence[i]);
+        if (a.result[i] == 0 && i != WX_AUDIT_PERMANENT_ALIAS)
+            CHECK(strstr(a.evidence[i], "SIG") != NULL, "%s %s: a no must name the signal that decided it (%s)",
+                  name, wx_audit_property_names[i], a.evidence[i]);
+    }
+}
+
+/* Order: writable_at_rest, permanent_writable_alias, writer_can_execute_while_writable,
+ * other_thread_can_write_while_writable, other_thread_can_execute_while_writable,
+ * new_thread_inherits_write_access. */
+static void test_audit_rwx(void)
+{
+    static const int want[] = {1, 0, 1, 1, 1, 1};
+    audit_expect("rwx", want);
+}
+
+static void test_audit_mprotect(void)
+{
+    static const int want[] = {0, 0, 0, 1, 0, 0};
+    audit_expect("mprotect", want);
+}
+
+static void test_audit_dualmap(void)
+{
+    static const int want[] = {1, 1, 1, 1, 1, 1};
+    audit_expect("dualmap", want);
+}
+
+/* x86 PKU gates data access only: the writer and other threads can still
+ * run the code; only the thread that asked may write. */
+static void test_audit_pkey(void)
+{
+#if defined(__x86_64__)
+    static const int want[] = {0, 0, 1, 0, 1, -1};
+#else
+    static const int want[] = {0, 0, -1, 0, -1, -1};
+#endif
+    audit_expect("pkey", want);
+}
+
+/* Apple's per-thread toggle: the writer cannot run the code while it may
+ * write, other threads stay in execute mode (the recreated RWX), new
+ * threads start write-protected. */
+static void test_audit_mapjit(void)
+{
+    static const int want[] = {0, 0, 0, 0, 1, 0};
+    audit_expect("mapjit", want);
+}
+
+/* An unsupported strategy: every answer n/a, with the reason. */
+static void test_audit_unsupported(void)
+{
+    for (size_t i = 0; wx_strategies[i]; i++) {
+        char why[WX_REASON_LEN] = "";
+        if (wx_strategies[i]->supported(why, sizeof why))
+            continue;
+        wx_audit a;
+        wx_audit_strategy(wx_strategies[i], &a);
+        for (int p = 0; p < WX_AUDIT_NPROPS; p++) {
+            CHECK(a.result[p] == -1, "%s: %s is not n/a", wx_strategies[i]->name, wx_audit_property_names[p]);
+            CHECK(strstr(a.evidence[p], why) != NULL, "%s: evidence [%s] lacks the reason [%s]",
+                  wx_strategies[i]->name, a.evidence[p], why);
+        }
+        return;
+    }
+    skip("every strategy runs here");
+}
+
+/* Children appending to one side file at once: the header exactly once,
+ * first, and every row whole. */
+static void test_side_csv_appends(void)
+{
+    char dir[] = "/tmp/wxbench-unit-XXXXXX";
+    if (!mkdtemp(dir))
+        skip("mkdtemp: %s", strerror(errno));
+    enum { CHILDREN = 6, ROWS = 40 };
+    pid_t pids[CHILDREN];
+    for (int c = 0; c < CHILDREN; c++) {
+        pids[c] = fork();
+        if (pids[c] == 0) {
+            for (int k = 0; k < ROWS; k++) {
+                char n1[16], n2[16], why[WX_REASON_LEN];
+                snprintf(n1, sizeof n1, "%d", c);
+                snprintf(n2, sizeof n2, "%d", k);
+                const char *fields[] = {n1, n2, "evidence, with \"quotes\" and a comma"};
+                char *line = wx_csv_line(fields, 3);
+                if (!line || wx_side_csv_append(dir, "side.csv", "child,row,text\n", line, why, sizeof why) != 0)
+                    _exit(1);
+                free(line);
+            }
+            _exit(0);
+        }
+    }
+    for (int c = 0; c < CHILDREN; c++) {
+        int st = 0;
+        CHECK(pids[c] > 0, "fork");
+        if (pids[c] > 0) {
+            while (waitpid(pids[c], &st, 0) < 0 && errno == EINTR)
+                ;
+            CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %d could not append", c);
+        }
+    }
+    char path[256];
+    snprintf(path, sizeof path, "%s/side.csv", dir);
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL, "side.csv missing");
+    if (!f)
+        return;
+    char line[256];
+    int lines = 0, headers = 0, whole = 0;
+    int seen[CHILDREN][ROWS];
+    memset(seen, 0, sizeof seen);
+    while (fgets(line, sizeof line, f)) {
+        if (lines == 0)
+            CHECK(strcmp(line, "child,row,text\n") == 0, "first line is [%s]", line);
+        if (strcmp(line, "child,row,text\n") == 0)
+            headers++;
+        int c, k;
+        if (sscanf(line, "%d,%d,", &c, &k) == 2 && c >= 0 && c < CHILDREN && k >= 0 && k < ROWS &&
+            strstr(line, ",\"evidence, with \"\"quotes\"\" and a comma\"\n")) {
+            seen[c][k]++;
+            whole++;
+        }
+        lines++;
+    }
+    fclose(f);
+    CHECK(headers == 1, "%d header lines", headers);
+    CHECK(whole == CHILDREN * ROWS && lines == whole + 1, "%d whole rows of %d lines", whole, lines);
+    for (int c = 0; c < CHILDREN; c++)
+        for (int k = 0; k < ROWS; k++)
+            CHECK(seen[c][k] == 1, "row %d/%d appears %d times", c, k, seen[c][k]);
+    unlink(path);
+    rmdir(dir);
+}
+
 /* ------------------------------------------------------------------ faults */
 
 static void touch_null_page(void *arg)
@@ -499,6 +651,13 @@ static const test tests[] = {
     {"mprotect: the change is process-wide (another thread can write)", test_per_thread_mprotect},
     {"pkey: another thread stays write-protected", test_per_thread_pkey},
     {"mapjit: another thread stays write-protected", test_per_thread_mapjit},
+    {"audit rwx: writable and executable everywhere, always", test_audit_rwx},
+    {"audit mprotect: no writer or other thread runs the code while it is writable", test_audit_mprotect},
+    {"audit dualmap: a permanent writable alias", test_audit_dualmap},
+    {"audit pkey: write access is per thread", test_audit_pkey},
+    {"audit mapjit: per-thread toggle, other threads keep executing", test_audit_mapjit},
+    {"audit: unsupported strategies answer n/a with the reason", test_audit_unsupported},
+    {"side csv: concurrent children, one header, whole rows", test_side_csv_appends},
     {"faults: SIGSEGV/SIGBUS caught and reported", test_fault_catching},
     {"csv: a reason with commas, quotes and a newline reads back as one field", test_csv_quoting},
     {"machine slugs from CPU names", test_slugs},
