@@ -40,7 +40,7 @@ endif
 CORE_SRC := bench/strategy.c bench/codegen.c bench/icache.c bench/fault.c \
             bench/platform_common.c $(PLATFORM_SRC) $(sort $(wildcard bench/strategies/*.c))
 # Everything else of the wxbench command (C) and the shim (the only C++).
-APP_SRC := bench/main.c bench/runner.c bench/csv.c bench/probe.c $(sort $(wildcard scenarios/*.c))
+APP_SRC := bench/main.c bench/runner.c bench/csv.c bench/probe.c bench/audit.c $(sort $(wildcard scenarios/*.c))
 SHIM_SRC := bench/gbench_shim.cc
 
 B := build
@@ -80,7 +80,7 @@ $(B)/wxbench-test: $(T_APP_OBJ) $(SHIM_OBJ) $(BT)/libwxcore.a
 	$(CXX) -o $@ $(T_APP_OBJ) $(SHIM_OBJ) $(BT)/libwxcore.a $(LDFLAGS) $(LDLIBS_ALL)
 
 # Unit tests of the C core alone (no Google Benchmark).
-$(B)/unit_tests: $(B)/tests/unit.o $(B)/bench/csv.o $(B)/bench/probe.o $(B)/libwxcore.a
+$(B)/unit_tests: $(B)/tests/unit.o $(B)/bench/csv.o $(B)/bench/probe.o $(B)/bench/audit.o $(B)/libwxcore.a
 	$(CC) -o $@ $^ $(LDFLAGS) -pthread
 
 $(B)/%.o: %.c

@@ -96,7 +96,11 @@ class CaptureReporter : public benchmark::BenchmarkReporter {
 };
 
 benchmark::internal::Benchmark *apply(benchmark::internal::Benchmark *b, const wxgb_options *o) {
-    b->UseRealTime()->Unit(benchmark::kNanosecond);
+    if (o->manual_time)
+        b->UseManualTime();  // excludes UseRealTime: Google Benchmark refuses both
+    else
+        b->UseRealTime();
+    b->Unit(benchmark::kNanosecond);
     b->Repetitions(o->repetitions > 0 ? o->repetitions : 1);
     if (o->threads > 1)
         b->Threads(o->threads);
@@ -177,6 +181,8 @@ extern "C" int wxgb_keep_running(wxgb_state *st, uint64_t n) {
 }
 
 extern "C" void wxgb_fail(wxgb_state *st, const char *message) { st->st->SkipWithError(message); }
+
+extern "C" void wxgb_set_batch_time(wxgb_state *st, double seconds) { st->st->SetIterationTime(seconds); }
 
 extern "C" void wxgb_set_counter(wxgb_state *st, const char *name, double total) {
     st->st->counters[name] =

@@ -24,6 +24,7 @@ typedef struct wxgb_options {
     int repetitions;      /* repetitions, each reported separately (>= 1) */
     double min_time;      /* seconds per repetition (0: Google Benchmark's default) */
     uint64_t iterations;  /* fixed iteration count (0: automatic) */
+    int manual_time;      /* 1: the body reports its time (wxgb_set_batch_time), not the loop's wall time */
 } wxgb_options;
 
 /* One repetition's result. */
@@ -58,6 +59,8 @@ const char *wxgb_version(void);
 int wxgb_keep_running(wxgb_state *st, uint64_t n);
 /* Mark the run failed; the body must leave its loop right after. */
 void wxgb_fail(wxgb_state *st, const char *message);
+/* With manual_time: the seconds the batch just run took (once per batch). */
+void wxgb_set_batch_time(wxgb_state *st, double seconds);
 /* Attach a counter: total over this thread's loop, reported per op. */
 void wxgb_set_counter(wxgb_state *st, const char *name, double total);
 /* The calling worker's index and the number of workers. */

@@ -179,6 +179,22 @@ static void print_probe(FILE *out, const wx_strategy *s, const wx_probe *p)
         fprintf(out, "%-16s   note: %s\n", "", p->why);
 }
 
+/* Print one strategy's audit (audit.c): the same answers wx_audit writes
+ * to audit.csv, one line per property. */
+static void print_audit(FILE *out, const wx_strategy *s)
+{
+    char why[WX_REASON_LEN] = "";
+    if (!s->supported(why, sizeof why)) {
+        fprintf(out, "%-16s   audit: n/a (unsupported here)\n", "");
+        return;
+    }
+    wx_audit a;
+    wx_audit_strategy(s, &a);
+    for (int i = 0; i < WX_AUDIT_NPROPS; i++)
+        fprintf(out, "%-16s   audit %-40s %-3s  %s\n", "", wx_audit_property_names[i], wx_audit_result_name(a.result[i]),
+                a.evidence[i]);
+}
+
 int wx_probe_all(FILE *out)
 {
     wx_machine m;
@@ -200,6 +216,8 @@ int wx_probe_all(FILE *out)
             FILE *f = fdopen(fds[1], "w");
             if (f) {
                 print_probe(f, s, &p);
+                fflush(f);
+                print_audit(f, s);
                 fclose(f);
             }
             _exit(0);

@@ -55,6 +55,7 @@ typedef struct entry {
     wx_case c;
     wx_bench_fn body;
     char *unsupported;   /* reason, or NULL when measured */
+    int manual_time;     /* the body reports its time (wx_add_case_manual_time) */
     char name[256];
 } entry;
 
@@ -144,6 +145,18 @@ void wx_add_case(const wx_case *c, wx_bench_fn body)
 {
     entry *e = new_entry(c);
     e->body = body;
+}
+
+void wx_add_case_manual_time(const wx_case *c, wx_bench_fn body)
+{
+    entry *e = new_entry(c);
+    e->body = body;
+    e->manual_time = 1;
+}
+
+void wx_bench_batch_time(wx_bench *b, double ns)
+{
+    wxgb_set_batch_time(b, ns / 1e9);
 }
 
 void wx_add_unsupported(const wx_case *c, const char *reason)
@@ -310,6 +323,8 @@ static int child_main(const wx_scenario *sc, const char *strategy)
         }
         why[0] = 0;
         if (!g_strategy_ptr->supported(why, sizeof why)) {
+            if (sc->record_unsupported)
+                sc->record_unsupported(&run, why[0] ? why : "not supported here");
             for (size_t v = 0; sc->variants[v]; v++) {
                 wx_case c = {.variant = sc->variants[v], .threads = 1, .batch = 1};
                 emit_row(&c, 1, 0, -1, -1, -1, "unsupported", why[0] ? why : "not supported here");
@@ -333,6 +348,7 @@ static int child_main(const wx_scenario *sc, const char *strategy)
             .repetitions = g_repetitions,
             .min_time = e->c.min_time > 0 ? e->c.min_time : g_min_time,
             .iterations = e->c.iterations,
+            .manual_time = e->manual_time,
         };
         if (e->body)
             wxgb_register(e->name, trampoline, e, &o);

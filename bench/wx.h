@@ -233,6 +233,10 @@ typedef struct wx_scenario {
     int strategy_free;            /* 1: runs once with strategy "none" */
     /* Register every case for run->strategy with wx_add_case/wx_add_unsupported. */
     void (*register_cases)(const wx_run *run);
+    /* Optional: called instead of register_cases when run->strategy cannot
+     * run here (why says why), before the runner writes its unsupported rows;
+     * for scenarios that keep a side file (wx_audit's audit.csv). */
+    void (*record_unsupported)(const wx_run *run, const char *why);
 } wx_scenario;
 
 /* Every scenario compiled in (scenarios/scenarios.def), NULL-terminated. */
@@ -267,6 +271,91 @@ int wx_bench_threads(const wx_bench *b);
 /* Fault injection for tests (builds with -DWX_TESTING only; 0 otherwise):
  * 1 if the named fault ("skip_write", "corrupt_stub", ...) is requested. */
 int wx_test_inject(const char *fault);
+
+/* ---------------------------------------------------------------------------
+ * JIT workload and W^X audit (jit_workload, wx_audit): 8-byte-constant
+ * stubs, cases timed by their body, the audit, side files beside results.csv
+ * ------------------------------------------------------------------------ */
+
+/* A generated function returning a 64-bit constant. */
+typedef uint64_t (*wx_stub64_fn)(void);
+
+/* Bytes of the smallest 8-byte-constant stub (x86_64 17, arm64 20). */
+size_t wx_stub64_size(void);
+/* Write a stub returning value at buf (size bytes, >= wx_stub64_size(), a
+ * multiple of 4 on arm64): leading no-ops, then
+ *   x86_64: movabs rax, imm64 ; ret ; up to 7 int3 - the immediate on an
+ *           8-byte boundary relative to buf;
+ *   arm64:  movz x0 ; movk x0, lsl 16 ; movk x0, lsl 32 ; movk x0, lsl 48 ; ret.
+ * Returns the number of bytes written, or 0 if size does not fit. */
+size_t wx_emit_stub64(void *buf, size_t size, uint64_t value);
+/* Rewrite only the constant of a stub64 of size bytes at buf: one aligned
+ * 8-byte store on x86_64 when buf is 8-byte aligned; on arm64 four aligned
+ * 4-byte stores, so each instruction is either old or new, never torn. */
+void wx_patch_stub64(void *buf, size_t size, uint64_t value);
+/* Read the constant back from the bytes of a stub64 (for tests). */
+uint64_t wx_stub64_value(const void *buf, size_t size);
+/* Turn an executable address into a callable stub64 pointer. */
+wx_stub64_fn wx_stub64_at(void *exec);
+
+/* Register case c like wx_add_case, but the row's ns_per_op is the time the
+ * body reports with wx_bench_batch_time, per op, instead of the wall time of
+ * the whole loop: for an op that is one timed part of each loop step
+ * (wx_audit/exposure_window). */
+void wx_add_case_manual_time(const wx_case *c, wx_bench_fn body);
+/* In a wx_add_case_manual_time body: the ns the ops of the batch just run
+ * took; call once after each wx_bench_keep_running batch. */
+void wx_bench_batch_time(wx_bench *b, double ns);
+
+/* The W^X properties the audit answers, in audit.csv order. A "yes" is
+ * always a weakness: code can be written while it, or another view of it,
+ * can run, or by a thread that did not ask for it. */
+enum {
+    WX_AUDIT_WRITABLE_AT_REST,  /* a thread can write the code while no thread asked for write access */
+    WX_AUDIT_PERMANENT_ALIAS,   /* a second view of the code is writable at all times */
+    WX_AUDIT_WRITER_EXECUTES,   /* the writing thread can run the code while it holds write access */
+    WX_AUDIT_OTHER_WRITES,      /* another thread can write while the writer holds write access */
+    WX_AUDIT_OTHER_EXECUTES,    /* another thread can run the code while the writer holds write access */
+    WX_AUDIT_INHERITED_WRITE,   /* a thread started during a write window can still write after it closed */
+    WX_AUDIT_NPROPS,
+};
+
+/* Answers of the audit of one strategy. */
+typedef struct wx_audit {
+    int result[WX_AUDIT_NPROPS];                   /* 1 yes, 0 no, -1 n/a */
+    char evidence[WX_AUDIT_NPROPS][WX_REASON_LEN]; /* the access or signal that decided it, or why n/a */
+    int complete;                                  /* 1 when every check ran (unsupported counts as complete) */
+} wx_audit;
+
+/* Property names as audit.csv spells them, indexed by WX_AUDIT_*. */
+extern const char *const wx_audit_property_names[WX_AUDIT_NPROPS];
+/* "yes", "no" or "n/a" for a result. */
+const char *wx_audit_result_name(int result);
+/* The exact audit.csv header line, newline included. */
+extern const char wx_audit_csv_header[];
+/* Audit strategy s in this process (faults are provoked on purpose: call it
+ * in a child). An unsupported strategy gets n/a answers saying why. */
+void wx_audit_strategy(const wx_strategy *s, wx_audit *a);
+/* Audit s in a forked child with a time limit; a child that dies or hangs
+ * gives n/a answers naming the signal or the limit, and complete = 0. */
+void wx_audit_strategy_isolated(const wx_strategy *s, wx_audit *a, int timeout_s);
+/* Set every answer of a to n/a with this evidence. */
+void wx_audit_all_na(wx_audit *a, const char *evidence);
+/* Append a's rows for strategy to dir/audit.csv (wx_side_csv_append), one
+ * write per row. Returns 0, or an errno with why[] filled. */
+int wx_audit_write_csv(const char *dir, const char *strategy, const wx_audit *a, char *why, size_t len);
+
+/* Append one line (newline included) to dir/name, a CSV file beside
+ * results.csv shared by every child of the run: the file comes into being
+ * with its header already in it (written aside, then linked into place), and
+ * the line goes out in one write() on an O_APPEND descriptor, so children
+ * never interleave rows or repeat the header. Returns 0, or an errno with
+ * why[] filled. */
+int wx_side_csv_append(const char *dir, const char *name, const char *header, const char *line, char *why,
+                       size_t len);
+/* Format n fields as one RFC 4180 line (newline included) in a malloc'd
+ * string (caller frees); NULL when out of memory. */
+char *wx_csv_line(const char *const *fields, size_t n);
 
 #ifdef __cplusplus
 }

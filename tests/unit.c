@@ -108,6 +108,84 @@ static void test_codegen_constants(void)
     wx_baseline_unmap(&r);
 }
 
+/* 64-bit constant stubs (inline-cache slots): known bytes, every constant
+ * returned, the immediate aligned for a one-store patch on x86_64, patches in
+ * place at every JIT-function size. */
+static void test_codegen64(void)
+{
+    const uint64_t v = 0x1122334455667788ull;
+    unsigned char buf[64];
+#if defined(__x86_64__)
+    CHECK(wx_stub64_size() == 17, "x86_64 stub64 is %zu bytes", wx_stub64_size());
+    static const unsigned char want[17] = {0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x48, 0xB8, 0x88,
+                                           0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, 0xC3};
+    CHECK(wx_emit_stub64(buf, 17, v) == 17, "emit 17 bytes");
+    CHECK(memcmp(buf, want, 17) == 0, "bytes differ from nop*6; movabs rax, imm64; ret");
+    for (size_t size = 17; size <= 64; size++) {
+        memset(buf, 0, sizeof buf);
+        CHECK(wx_emit_stub64(buf, size, v) == size, "emit %zu bytes", size);
+        size_t at = 0;
+        while (at < size && buf[at] == 0x90)
+            at++;
+        CHECK(at + 11 <= size && buf[at] == 0x48 && buf[at + 1] == 0xB8, "size %zu: no movabs after the nops", size);
+        CHECK((at + 2) % 8 == 0, "size %zu: the immediate is at offset %zu, not 8-byte aligned", size, at + 2);
+        CHECK(buf[at + 10] == 0xC3, "size %zu: no ret after the immediate", size);
+        for (size_t k = at + 11; k < size; k++)
+            CHECK(buf[k] == 0xCC, "size %zu: byte %zu after the ret is %#x, not int3", size, k, buf[k]);
+    }
+#else
+    CHECK(wx_stub64_size() == 20, "arm64 stub64 is %zu bytes", wx_stub64_size());
+    static const uint32_t want[5] = {0xd28ef100u, 0xf2aaacc0u, 0xf2c66880u, 0xf2e22440u, 0xd65f03c0u};
+    CHECK(wx_emit_stub64(buf, 24, v) == 24, "emit 24 bytes");
+    uint32_t insn[6];
+    memcpy(insn, buf, 24);
+    CHECK(insn[0] == 0xd503201fu, "leading nop is %#x", insn[0]);
+    for (int i = 0; i < 5; i++)
+        CHECK(insn[i + 1] == want[i], "instruction %d is %#x, expected %#x", i, insn[i + 1], want[i]);
+    CHECK(wx_emit_stub64(buf, 22, v) == 0, "a size that is not a multiple of 4 must be refused");
+#endif
+    CHECK(wx_emit_stub64(buf, 24, v) == 24 && wx_stub64_value(buf, 24) == v, "value read back as %#llx",
+          (unsigned long long)wx_stub64_value(buf, 24));
+    CHECK(wx_emit_stub64(buf, wx_stub64_size() - 1, v) == 0, "a too-small buffer must be refused");
+
+    wx_region r;
+    char why[WX_REASON_LEN];
+    if (wx_baseline_map(&r, 65536, why, sizeof why) != 0)
+        skip("no RWX memory for the code generator test: %s", why);
+    const uint64_t values[] = {0, 1, 0xffffffffull, 0x100000000ull, 0x8000000000000000ull, 0xdeadbeefcafebabeull,
+                               UINT64_MAX, v};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        size_t n = wx_emit_stub64(r.write, 24, values[i]);
+        CHECK(n == 24, "emit returned %zu", n);
+        wx_icache_flush(r.write, r.exec, n);
+        uint64_t got = wx_stub64_at(r.exec)();
+        CHECK(got == values[i], "stub returned %#llx, expected %#llx", (unsigned long long)got,
+              (unsigned long long)values[i]);
+        CHECK(wx_stub64_value(r.write, n) == values[i], "value read back as %#llx",
+              (unsigned long long)wx_stub64_value(r.write, n));
+    }
+    const size_t sizes[] = {wx_stub64_size(), 24, 64, 256, 1024, 4096};
+    size_t off = 0;
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        size_t size = (sizes[s] + 3) & ~(size_t)3;
+        void *w = (char *)r.write + off, *x = (char *)r.exec + off;
+        CHECK(wx_emit_stub64(w, size, 1) == size, "emit of %zu bytes", size);
+        for (uint64_t k = 2; k < 2000; k += 7) {
+            uint64_t want64 = k * 0x9E3779B97F4A7C15ull;
+            wx_patch_stub64(w, size, want64);
+            wx_icache_flush(w, x, size);
+            uint64_t got = wx_stub64_at(x)();
+            if (got != want64) {
+                CHECK(got == want64, "size %zu patch %llu: got %#llx", size, (unsigned long long)k,
+                      (unsigned long long)got);
+                break;
+            }
+        }
+        off += (size + 63) & ~(size_t)63;
+    }
+    wx_baseline_unmap(&r);
+}
+
 /* -------------------------------------------------------------- strategies */
 
 /* The contract every strategy that runs here must keep. */
@@ -250,6 +328,158 @@ static void test_strategy_table(void)
             CHECK(why[0] != 0, "%s: unsupported without a reason", s->name);
     }
     CHECK(wx_strategy_find("nonsense") == NULL, "unknown names must not be found");
+}
+
+/* ------------------------------------------------------------------- audit */
+
+/* The audit's answers for a strategy that runs here, against its known
+ * semantics (results 1 yes, 0 no; -1 = not checked). */
+static void audit_expect(const char *name, const int want[WX_AUDIT_NPROPS])
+{
+    const wx_strategy *s = wx_strategy_find(name);
+    char why[WX_REASON_LEN] = "";
+    if (!s || !s->supported(why, sizeof why))
+        skip("%s unsupported here: %s", name, s ? why : "not in the table");
+    wx_audit a;
+    wx_audit_strategy(s, &a);
+    CHECK(a.complete == 1, "%s: the audit did not complete", name);
+    for (int i = 0; i < WX_AUDIT_NPROPS; i++) {
+        CHECK(a.evidence[i][0] != 0, "%s %s: no evidence", name, wx_audit_property_names[i]);
+        if (want[i] >= 0)
+            CHECK(a.result[i] == want[i], "%s %s: %s, expected %s (%s)", name, wx_audit_property_names[i],
+                  wx_audit_result_name(a.result[i]), wx_audit_result_name(want[i]), a.evidence[i]);
+        if (a.result[i] == 0 && i != WX_AUDIT_PERMANENT_ALIAS)
+            CHECK(strstr(a.evidence[i], "SIG") != NULL, "%s %s: a no must name the signal that decided it (%s)",
+                  name, wx_audit_property_names[i], a.evidence[i]);
+    }
+}
+
+/* Order: writable_at_rest, permanent_writable_alias, writer_can_execute_while_writable,
+ * other_thread_can_write_while_writable, other_thread_can_execute_while_writable,
+ * new_thread_inherits_write_access. */
+static void test_audit_rwx(void)
+{
+    static const int want[] = {1, 0, 1, 1, 1, 1};
+    audit_expect("rwx", want);
+}
+
+static void test_audit_mprotect(void)
+{
+    static const int want[] = {0, 0, 0, 1, 0, 0};
+    audit_expect("mprotect", want);
+}
+
+static void test_audit_dualmap(void)
+{
+    static const int want[] = {1, 1, 1, 1, 1, 1};
+    audit_expect("dualmap", want);
+}
+
+/* x86 PKU gates data access only: the writer and other threads can still
+ * run the code; only the thread that asked may write. */
+static void test_audit_pkey(void)
+{
+#if defined(__x86_64__)
+    static const int want[] = {0, 0, 1, 0, 1, -1};
+#else
+    static const int want[] = {0, 0, -1, 0, -1, -1};
+#endif
+    audit_expect("pkey", want);
+}
+
+/* Apple's per-thread toggle: the writer cannot run the code while it may
+ * write, other threads stay in execute mode (the recreated RWX), new
+ * threads start write-protected. */
+static void test_audit_mapjit(void)
+{
+    static const int want[] = {0, 0, 0, 0, 1, 0};
+    audit_expect("mapjit", want);
+}
+
+/* An unsupported strategy: every answer n/a, with the reason. */
+static void test_audit_unsupported(void)
+{
+    for (size_t i = 0; wx_strategies[i]; i++) {
+        char why[WX_REASON_LEN] = "";
+        if (wx_strategies[i]->supported(why, sizeof why))
+            continue;
+        wx_audit a;
+        wx_audit_strategy(wx_strategies[i], &a);
+        for (int p = 0; p < WX_AUDIT_NPROPS; p++) {
+            CHECK(a.result[p] == -1, "%s: %s is not n/a", wx_strategies[i]->name, wx_audit_property_names[p]);
+            CHECK(strstr(a.evidence[p], why) != NULL, "%s: evidence [%s] lacks the reason [%s]",
+                  wx_strategies[i]->name, a.evidence[p], why);
+        }
+        return;
+    }
+    skip("every strategy runs here");
+}
+
+/* Children appending to one side file at once: the header exactly once,
+ * first, and every row whole. */
+static void test_side_csv_appends(void)
+{
+    char dir[] = "/tmp/wxbench-unit-XXXXXX";
+    if (!mkdtemp(dir))
+        skip("mkdtemp: %s", strerror(errno));
+    enum { CHILDREN = 6, ROWS = 40 };
+    pid_t pids[CHILDREN];
+    for (int c = 0; c < CHILDREN; c++) {
+        pids[c] = fork();
+        if (pids[c] == 0) {
+            for (int k = 0; k < ROWS; k++) {
+                char n1[16], n2[16], why[WX_REASON_LEN];
+                snprintf(n1, sizeof n1, "%d", c);
+                snprintf(n2, sizeof n2, "%d", k);
+                const char *fields[] = {n1, n2, "evidence, with \"quotes\" and a comma"};
+                char *line = wx_csv_line(fields, 3);
+                if (!line || wx_side_csv_append(dir, "side.csv", "child,row,text\n", line, why, sizeof why) != 0)
+                    _exit(1);
+                free(line);
+            }
+            _exit(0);
+        }
+    }
+    for (int c = 0; c < CHILDREN; c++) {
+        int st = 0;
+        CHECK(pids[c] > 0, "fork");
+        if (pids[c] > 0) {
+            while (waitpid(pids[c], &st, 0) < 0 && errno == EINTR)
+                ;
+            CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %d could not append", c);
+        }
+    }
+    char path[256];
+    snprintf(path, sizeof path, "%s/side.csv", dir);
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL, "side.csv missing");
+    if (!f)
+        return;
+    char line[256];
+    int lines = 0, headers = 0, whole = 0;
+    int seen[CHILDREN][ROWS];
+    memset(seen, 0, sizeof seen);
+    while (fgets(line, sizeof line, f)) {
+        if (lines == 0)
+            CHECK(strcmp(line, "child,row,text\n") == 0, "first line is [%s]", line);
+        if (strcmp(line, "child,row,text\n") == 0)
+            headers++;
+        int c, k;
+        if (sscanf(line, "%d,%d,", &c, &k) == 2 && c >= 0 && c < CHILDREN && k >= 0 && k < ROWS &&
+            strstr(line, ",\"evidence, with \"\"quotes\"\" and a comma\"\n")) {
+            seen[c][k]++;
+            whole++;
+        }
+        lines++;
+    }
+    fclose(f);
+    CHECK(headers == 1, "%d header lines", headers);
+    CHECK(whole == CHILDREN * ROWS && lines == whole + 1, "%d whole rows of %d lines", whole, lines);
+    for (int c = 0; c < CHILDREN; c++)
+        for (int k = 0; k < ROWS; k++)
+            CHECK(seen[c][k] == 1, "row %d/%d appears %d times", c, k, seen[c][k]);
+    unlink(path);
+    rmdir(dir);
 }
 
 /* ------------------------------------------------------------------ faults */
@@ -407,6 +637,7 @@ typedef struct test {
 
 static const test tests[] = {
     {"codegen: stubs return their constants after repeated patches", test_codegen_constants},
+    {"codegen: 64-bit constant stubs, known bytes, aligned immediate, patched in place", test_codegen64},
     {"strategy table: complete, no test strategies, reasons given", test_strategy_table},
     {"strategy rwx: writes, runs, stays writable", test_strategy_rwx},
     {"strategy mprotect: writes when writable, runs and write-faults when executable", test_strategy_mprotect},
@@ -420,6 +651,13 @@ static const test tests[] = {
     {"mprotect: the change is process-wide (another thread can write)", test_per_thread_mprotect},
     {"pkey: another thread stays write-protected", test_per_thread_pkey},
     {"mapjit: another thread stays write-protected", test_per_thread_mapjit},
+    {"audit rwx: writable and executable everywhere, always", test_audit_rwx},
+    {"audit mprotect: no writer or other thread runs the code while it is writable", test_audit_mprotect},
+    {"audit dualmap: a permanent writable alias", test_audit_dualmap},
+    {"audit pkey: write access is per thread", test_audit_pkey},
+    {"audit mapjit: per-thread toggle, other threads keep executing", test_audit_mapjit},
+    {"audit: unsupported strategies answer n/a with the reason", test_audit_unsupported},
+    {"side csv: concurrent children, one header, whole rows", test_side_csv_appends},
     {"faults: SIGSEGV/SIGBUS caught and reported", test_fault_catching},
     {"csv: a reason with commas, quotes and a newline reads back as one field", test_csv_quoting},
     {"machine slugs from CPU names", test_slugs},

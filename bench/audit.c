@@ -1,0 +1,681 @@
+/* audit.c - does each strategy keep its W^X promise? Six yes/no questions
+ * answered by trying the accesses, with faults caught (wx_try), and the side
+ * files (audit.csv, jit_cross_thread.csv) that scenarios append beside
+ * results.csv.
+ *
+ * The audit builds on the probe (probe.c): the probe's answers to "does the
+ * writer fault when it runs the code while writable?" and "can another
+ * thread write while the writer may?" are taken as they are; the audit adds
+ * writes at rest through every view, by the writer and by another thread,
+ * a call by another thread while the writer holds write access, and a
+ * thread started inside a write window.
+ *
+ * "Another thread" is a thread started while the code was at rest, after
+ * the region was mapped: per-thread permission state (PKRU, Apple's JIT
+ * state) is inherited from, or reset at, thread creation, so when a thread
+ * starts matters; inherited_write_access asks the other case. */
+#define _GNU_SOURCE 1
+#define _DARWIN_C_SOURCE 1
+#include "runner.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#if defined(__linux__)
+#include <sys/prctl.h>
+#endif
+
+const char *const wx_audit_property_names[WX_AUDIT_NPROPS] = {
+    "writable_at_rest",
+    "permanent_writable_alias",
+    "writer_can_execute_while_writable",
+    "other_thread_can_write_while_writable",
+    "other_thread_can_execute_while_writable",
+    "new_thread_inherits_write_access",
+};
+
+const char wx_audit_csv_header[] = "strategy,property,result,evidence\n";
+
+const char *wx_audit_result_name(int result)
+{
+    return result > 0 ? "yes" : result == 0 ? "no" : "n/a";
+}
+
+static void set(wx_audit *a, int prop, int result, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+static void set(wx_audit *a, int prop, int result, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(a->evidence[prop], sizeof a->evidence[prop], fmt, ap);
+    va_end(ap);
+    a->result[prop] = result;
+}
+
+void wx_audit_all_na(wx_audit *a, const char *evidence)
+{
+    for (int i = 0; i < WX_AUDIT_NPROPS; i++)
+        set(a, i, -1, "%s", evidence);
+}
+
+/* ------------------------------------------------------------------------
+ * Accesses, each under wx_try
+ * --------------------------------------------------------------------- */
+
+/* What a fault-catching probe_access acts on. */
+typedef struct probe_access {
+    void *addr;       /* where to write, call or read */
+    uint32_t value;   /* value to write */
+    uint32_t got;     /* value a call or read gave */
+} probe_access;
+
+static void do_write(void *arg)
+{
+    probe_access *x = arg;
+    wx_emit_stub(x->addr, wx_stub_size(), x->value);
+}
+
+static void do_call(void *arg)
+{
+    probe_access *x = arg;
+    x->got = wx_stub_at(x->addr)();
+}
+
+static void do_read(void *arg)
+{
+    probe_access *x = arg;
+    x->got = wx_stub_value(x->addr, wx_stub_size());
+}
+
+/* A thread that performs accesses when told, so that the same thread can be
+ * asked several things at different moments. */
+enum { CMD_NONE, CMD_WRITE, CMD_CALL, CMD_QUIT };
+
+typedef struct helper {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int cmd;          /* CMD_*; back to CMD_NONE when done */
+    probe_access x;         /* the probe_access and its result */
+    int sig;          /* signal that stopped it, 0 = it completed */
+    int running;      /* the thread exists */
+} helper;
+
+static void *helper_main(void *arg)
+{
+    helper *h = arg;
+    pthread_mutex_lock(&h->lock);
+    for (;;) {
+        while (h->cmd == CMD_NONE)
+            pthread_cond_wait(&h->cond, &h->lock);
+        if (h->cmd == CMD_QUIT)
+            break;
+        probe_access x = h->x;
+        int cmd = h->cmd;
+        pthread_mutex_unlock(&h->lock);
+        int sig = wx_try(cmd == CMD_WRITE ? do_write : do_call, &x);
+        pthread_mutex_lock(&h->lock);
+        h->x = x;
+        h->sig = sig;
+        h->cmd = CMD_NONE;
+        pthread_cond_broadcast(&h->cond);
+    }
+    pthread_mutex_unlock(&h->lock);
+    return NULL;
+}
+
+static int helper_start(helper *h, char *why, size_t len)
+{
+    memset(h, 0, sizeof *h);
+    int e;
+    if ((e = pthread_mutex_init(&h->lock, NULL)) != 0)
+        return wx_why_errno(why, len, "pthread_mutex_init", e);
+    if ((e = pthread_cond_init(&h->cond, NULL)) != 0) {
+        pthread_mutex_destroy(&h->lock);
+        return wx_why_errno(why, len, "pthread_cond_init", e);
+    }
+    if ((e = pthread_create(&h->thread, NULL, helper_main, h)) != 0) {
+        pthread_cond_destroy(&h->cond);
+        pthread_mutex_destroy(&h->lock);
+        return wx_why_errno(why, len, "pthread_create", e);
+    }
+    h->running = 1;
+    return 0;
+}
+
+/* Ask the helper for one access; returns the signal (0 = completed). */
+static int helper_do(helper *h, int cmd, void *addr, uint32_t value, uint32_t *got)
+{
+    pthread_mutex_lock(&h->lock);
+    h->x.addr = addr;
+    h->x.value = value;
+    h->x.got = 0;
+    h->cmd = cmd;
+    pthread_cond_broadcast(&h->cond);
+    while (h->cmd != CMD_NONE)
+        pthread_cond_wait(&h->cond, &h->lock);
+    int sig = h->sig;
+    if (got)
+        *got = h->x.got;
+    pthread_mutex_unlock(&h->lock);
+    return sig;
+}
+
+static void helper_stop(helper *h)
+{
+    if (!h->running)
+        return;
+    pthread_mutex_lock(&h->lock);
+    h->cmd = CMD_QUIT;
+    pthread_cond_broadcast(&h->cond);
+    pthread_mutex_unlock(&h->lock);
+    pthread_join(h->thread, NULL);
+    pthread_cond_destroy(&h->cond);
+    pthread_mutex_destroy(&h->lock);
+    h->running = 0;
+}
+
+/* Did a write of value at addr land? Read back by the calling thread
+ * through a view it may read (both views are readable in every strategy). */
+static int landed(void *addr, uint32_t value)
+{
+    probe_access r = {.addr = addr};
+    return wx_try(do_read, &r) == 0 && r.got == value;
+}
+
+/* Describe the outcome of a write: "no fault" or the signal. */
+static const char *outcome(int sig, char *buf, size_t len)
+{
+    if (sig == 0)
+        return "no fault";
+    snprintf(buf, len, "%s", wx_signal_name(sig));
+    return buf;
+}
+
+/* ------------------------------------------------------------------------
+ * The audit
+ * --------------------------------------------------------------------- */
+
+#define V_PREPARED 0x0A0D1700u  /* the stub the region starts with */
+#define V_REST 0x0A0D1701u      /* written at rest through the exec view */
+#define V_ALIAS 0x0A0D1702u     /* written at rest through the write view */
+#define V_OTHER 0x0A0D1703u     /* written at rest by another thread */
+#define V_WINDOW 0x0A0D1704u    /* written by the writer inside its window */
+#define V_INHERIT 0x0A0D1705u   /* written after the window by a thread started inside it */
+
+/* The answers the probe already gives (writer runs while writable, another
+ * thread writes while the writer may). Returns 0 when the strategy gives
+ * write probe_access at all, else -1 with every answer n/a. */
+static int from_probe(const wx_strategy *s, wx_audit *a)
+{
+    wx_probe p;
+    wx_probe_strategy(s, &p);
+    if (!p.maps) {
+        char ev[WX_REASON_LEN];
+        snprintf(ev, sizeof ev, "map failed: %.200s", p.why);
+        wx_audit_all_na(a, ev);
+        return -1;
+    }
+    if (p.write_sig != 0) {
+        char ev[WX_REASON_LEN];
+        if (p.write_sig > 0)
+            snprintf(ev, sizeof ev, "begin_write did not give write access: %s on a write", wx_signal_name(p.write_sig));
+        else
+            snprintf(ev, sizeof ev, "begin_write failed: %.200s", p.why);
+        wx_audit_all_na(a, ev);
+        return -1;
+    }
+    int w = WX_AUDIT_WRITER_EXECUTES;
+    if (p.exec_writable_sig == 0)
+        set(a, w, 1, "call through the exec view while this thread held write access: no fault, the code ran");
+    else if (p.exec_writable_sig > 0)
+        set(a, w, 0, "%s on a call through the exec view while this thread held write access",
+            wx_signal_name(p.exec_writable_sig));
+    else
+        set(a, w, -1, "not tried: %.200s", p.why[0] ? p.why : "the probe stopped before this check");
+
+    int o = WX_AUDIT_OTHER_WRITES;
+    if (p.other_write_sig == 0)
+        set(a, o, 1, "another thread's write through the write view while the writer held write access: no fault");
+    else if (p.other_write_sig > 0)
+        set(a, o, 0, "%s on another thread's write through the write view while the writer held write access",
+            wx_signal_name(p.other_write_sig));
+    else
+        set(a, o, -1, "not tried: %.200s", p.why[0] ? p.why : "no second thread could be started");
+    return 0;
+}
+
+/* Writes at rest (nobody asked for write access): by this thread and by h,
+ * through the exec view and, where there is one, the write view. */
+static void at_rest(const wx_strategy *s, wx_region *r, helper *h, wx_audit *a)
+{
+    const int alias = r->write != r->exec;
+    char b1[32], b2[32], b3[32], b4[32];
+
+    probe_access x = {.addr = r->exec, .value = V_REST};
+    int sig_exec = wx_try(do_write, &x);
+    s->end_write(r); /* a signal handler may leave per-thread state changed */
+    int ok_exec = sig_exec == 0 && landed(r->exec, V_REST);
+
+    int sig_alias = -1, ok_alias = 0, alias_runs = 0;
+    uint32_t alias_got = 0;
+    if (alias) {
+        probe_access y = {.addr = r->write, .value = V_ALIAS};
+        sig_alias = wx_try(do_write, &y);
+        s->end_write(r);
+        ok_alias = sig_alias == 0 && landed(r->exec, V_ALIAS);
+        if (ok_alias) {
+            wx_icache_flush(r->write, r->exec, wx_stub_size());
+            probe_access c = {.addr = r->exec};
+            alias_runs = wx_try(do_call, &c) == 0 && c.got == V_ALIAS;
+            alias_got = c.got;
+            s->end_write(r);
+        }
+    }
+
+    int sig_h_exec = h ? helper_do(h, CMD_WRITE, r->exec, V_OTHER, NULL) : -1;
+    int ok_h_exec = sig_h_exec == 0 && landed(r->exec, V_OTHER);
+    s->end_write(r);
+    int sig_h_alias = -1, ok_h_alias = 0;
+    if (h && alias) {
+        sig_h_alias = helper_do(h, CMD_WRITE, r->write, V_OTHER + 16, NULL);
+        ok_h_alias = sig_h_alias == 0 && landed(r->exec, V_OTHER + 16);
+        s->end_write(r);
+    }
+
+    int p = WX_AUDIT_WRITABLE_AT_REST;
+    if (ok_exec)
+        set(a, p, 1, "write through the exec view at rest by the writing thread: no fault, and it landed");
+    else if (ok_alias)
+        set(a, p, 1, "write through the write view (a second mapping) at rest: no fault, and it landed");
+    else if (ok_h_exec)
+        set(a, p, 1, "write through the exec view at rest by another thread: no fault, and it landed");
+    else if (ok_h_alias)
+        set(a, p, 1, "write through the write view at rest by another thread: no fault, and it landed");
+    else if (!h)
+        set(a, p, -1, "no second thread could be started; the writing thread's write at rest: %s",
+            outcome(sig_exec, b1, sizeof b1));
+    else if (alias)
+        set(a, p, 0, "writes at rest: exec view %s (writer), %s (another thread); write view %s (writer), %s (another thread)",
+            outcome(sig_exec, b1, sizeof b1), outcome(sig_h_exec, b2, sizeof b2),
+            outcome(sig_alias, b3, sizeof b3), outcome(sig_h_alias, b4, sizeof b4));
+    else
+        set(a, p, 0, "%s on a write through the exec view at rest by the writing thread, %s by another thread",
+            outcome(sig_exec, b1, sizeof b1), outcome(sig_h_exec, b2, sizeof b2));
+    if (a->result[p] == 0 && ((sig_exec == 0 && !ok_exec) || (sig_h_exec == 0 && !ok_h_exec)))
+        set(a, p, 0, "writes at rest did not fault but did not land either (read back unchanged)");
+
+    int q = WX_AUDIT_PERMANENT_ALIAS;
+    if (!alias)
+        set(a, q, 0, "one view: code is written and run at the same address, no second mapping");
+    else if (ok_alias && alias_runs)
+        set(a, q, 1, "write through the write view at rest: no fault; the exec view reads it back and ran it");
+    else if (ok_alias)
+        set(a, q, 1, "write through the write view at rest: no fault; the exec view reads it back (but still ran "
+                     "the old code, returning %#x)", alias_got);
+    else if (sig_alias == 0)
+        set(a, q, 0, "a second view takes writes at rest, but they do not appear in the exec view");
+    else
+        set(a, q, 0, "a second view exists but %s on a write through it at rest", outcome(sig_alias, b1, sizeof b1));
+}
+
+/* Inside a write window: another thread's call, and a thread started there
+ * that tries to write after the window closed. */
+static void in_window(const wx_strategy *s, wx_region *r, helper *h, wx_audit *a)
+{
+    char b1[32], b2[32];
+    int e = s->begin_write(r);
+    if (e != 0) {
+        set(a, WX_AUDIT_OTHER_EXECUTES, -1, "begin_write failed: %s", strerror(e));
+        set(a, WX_AUDIT_INHERITED_WRITE, -1, "begin_write failed: %s", strerror(e));
+        return;
+    }
+    probe_access w = {.addr = r->write, .value = V_WINDOW};
+    int sig = wx_try(do_write, &w);
+    if (sig != 0) {
+        s->end_write(r);
+        set(a, WX_AUDIT_OTHER_EXECUTES, -1, "begin_write did not give write access: %s on a write", wx_signal_name(sig));
+        set(a, WX_AUDIT_INHERITED_WRITE, -1, "begin_write did not give write access: %s on a write",
+            wx_signal_name(sig));
+        return;
+    }
+    wx_icache_flush(r->write, r->exec, wx_stub_size());
+
+    int p = WX_AUDIT_OTHER_EXECUTES;
+    if (!h) {
+        set(a, p, -1, "no second thread could be started");
+    } else {
+        uint32_t got = 0;
+        int hs = helper_do(h, CMD_CALL, r->exec, 0, &got);
+        if (hs == 0)
+            set(a, p, 1, "another thread's call through the exec view while the writer held write access: no fault, "
+                         "it ran (returned %#x%s)", got, got == V_WINDOW ? ", the code just written" : "");
+        else
+            set(a, p, 0, "%s on another thread's call through the exec view while the writer held write access",
+                wx_signal_name(hs));
+    }
+
+    /* A thread started now, while this one holds write access. */
+    helper n;
+    char why[WX_REASON_LEN] = "";
+    int have_n = helper_start(&n, why, sizeof why) == 0;
+    e = s->end_write(r);
+    int q = WX_AUDIT_INHERITED_WRITE;
+    if (e != 0) {
+        set(a, q, -1, "end_write failed: %s", strerror(e));
+    } else if (!have_n) {
+        set(a, q, -1, "no thread could be started inside the window: %.200s", why);
+    } else {
+        int s1 = helper_do(&n, CMD_WRITE, r->write, V_INHERIT, NULL);
+        int l1 = s1 == 0 && landed(r->exec, V_INHERIT);
+        s->end_write(r);
+        int s2 = -1, l2 = 0;
+        if (r->write != r->exec) {
+            s2 = helper_do(&n, CMD_WRITE, r->exec, V_INHERIT + 16, NULL);
+            l2 = s2 == 0 && landed(r->exec, V_INHERIT + 16);
+            s->end_write(r);
+        }
+        if (l1)
+            set(a, q, 1, "a thread started while the writer held write access wrote through the write view after "
+                         "the window closed: no fault%s",
+                a->result[WX_AUDIT_WRITABLE_AT_REST] == 1 ? " (as any thread can at rest)" : "");
+        else if (l2)
+            set(a, q, 1, "a thread started while the writer held write access wrote through the exec view after the "
+                         "window closed: no fault");
+        else if (r->write != r->exec)
+            set(a, q, 0, "a thread started while the writer held write access, after the window closed: write view %s, "
+                         "exec view %s", outcome(s1, b1, sizeof b1), outcome(s2, b2, sizeof b2));
+        else
+            set(a, q, 0, "%s on a write by a thread started while the writer held write access, after the window closed",
+                outcome(s1, b1, sizeof b1));
+    }
+    if (have_n)
+        helper_stop(&n);
+    s->end_write(r);
+}
+
+void wx_audit_strategy(const wx_strategy *s, wx_audit *a)
+{
+    memset(a, 0, sizeof *a);
+    wx_audit_all_na(a, "not tried");
+    char why[WX_REASON_LEN] = "";
+    if (!s->supported(why, sizeof why)) {
+        char ev[WX_REASON_LEN];
+        snprintf(ev, sizeof ev, "unsupported here: %.230s", why[0] ? why : "no reason given");
+        wx_audit_all_na(a, ev);
+        a->complete = 1;
+        return;
+    }
+    if (from_probe(s, a) != 0) {
+        a->complete = 1;
+        return;
+    }
+
+    wx_region r;
+    long page = sysconf(_SC_PAGESIZE);
+    if (wx_region_prepare(s, &r, (size_t)(page > 0 ? page : 4096), V_PREPARED, why, sizeof why) != 0) {
+        char ev[WX_REASON_LEN];
+        snprintf(ev, sizeof ev, "region setup failed: %.220s", why);
+        for (int i = 0; i < WX_AUDIT_NPROPS; i++)
+            if (i != WX_AUDIT_WRITER_EXECUTES && i != WX_AUDIT_OTHER_WRITES)
+                set(a, i, -1, "%s", ev);
+        a->complete = 1;
+        return;
+    }
+    helper h;
+    int have_h = helper_start(&h, why, sizeof why) == 0;
+    at_rest(s, &r, have_h ? &h : NULL, a);
+    in_window(s, &r, have_h ? &h : NULL, a);
+    if (have_h)
+        helper_stop(&h);
+    s->end_write(&r);
+    s->unmap(&r);
+    a->complete = 1;
+}
+
+/* ------------------------------------------------------------------------
+ * In a child process
+ * --------------------------------------------------------------------- */
+
+static int read_full(int fd, void *buf, size_t len, int timeout_ms, int *timed_out)
+{
+    char *p = buf;
+    size_t have = 0;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    *timed_out = 0;
+    while (have < len) {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long spent = (long)(t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+        if (spent >= timeout_ms) {
+            *timed_out = 1;
+            break;
+        }
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        int n = poll(&pf, 1, (int)(timeout_ms - spent));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            continue;
+        ssize_t got = read(fd, p + have, len - have);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        have += (size_t)got;
+    }
+    return have == len ? 0 : -1;
+}
+
+void wx_audit_strategy_isolated(const wx_strategy *s, wx_audit *a, int timeout_s)
+{
+    memset(a, 0, sizeof *a);
+    int fds[2];
+    if (pipe(fds) != 0) {
+        char ev[WX_REASON_LEN];
+        wx_why_errno(ev, sizeof ev, "audit not run: pipe", errno);
+        wx_audit_all_na(a, ev);
+        return;
+    }
+    fflush(NULL);
+#if defined(__linux__)
+    pid_t parent = getpid();
+#endif
+    pid_t pid = fork();
+    if (pid < 0) {
+        char ev[WX_REASON_LEN];
+        wx_why_errno(ev, sizeof ev, "audit not run: fork", errno);
+        close(fds[0]);
+        close(fds[1]);
+        wx_audit_all_na(a, ev);
+        return;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+#if defined(__linux__)
+        /* Die with the process that waits for us (the runner may kill it
+         * at its time limit); never outlive it in a hung access. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+            _exit(5);
+#endif
+        wx_audit *mine = malloc(sizeof *mine);
+        if (!mine)
+            _exit(3);
+        wx_audit_strategy(s, mine);
+        const char *p = (const char *)mine;
+        size_t left = sizeof *mine;
+        while (left > 0) {
+            ssize_t n = write(fds[1], p, left);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                _exit(4);
+            p += n;
+            left -= (size_t)n;
+        }
+        _exit(0);
+    }
+    close(fds[1]);
+    wx_audit *got = malloc(sizeof *got);
+    int timed_out = 0;
+    int ok = got && read_full(fds[0], got, sizeof *got, timeout_s * 1000, &timed_out) == 0;
+    close(fds[0]);
+    if (timed_out)
+        kill(pid, SIGKILL);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (ok && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+        *a = *got;
+    } else {
+        char ev[WX_REASON_LEN];
+        if (!got)
+            snprintf(ev, sizeof ev, "audit not run: out of memory");
+        else if (timed_out)
+            snprintf(ev, sizeof ev, "the audit child did not finish within %d s and was killed", timeout_s);
+        else if (WIFSIGNALED(st))
+            snprintf(ev, sizeof ev, "the audit child was killed by %s before it finished",
+                     wx_signal_name(WTERMSIG(st)));
+        else
+            snprintf(ev, sizeof ev, "the audit child exited with status %d before it finished",
+                     WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+        wx_audit_all_na(a, ev);
+        a->complete = 0;
+    }
+    free(got);
+}
+
+/* ------------------------------------------------------------------------
+ * Side files beside results.csv
+ * --------------------------------------------------------------------- */
+
+char *wx_csv_line(const char *const *fields, size_t n)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            fputc(',', f);
+        wx_csv_field(f, fields[i]);
+    }
+    fputc('\n', f);
+    if (fclose(f) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+static int write_all_fd(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno;
+        if (n == 0)
+            return EIO;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Make dir/name exist with header as its first line. Another child doing
+ * the same at the same time is harmless: link() lets exactly one in. */
+static int create_with_header(const char *path, const char *dir, const char *name, const char *header, char *why,
+                              size_t len)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s/.%s.%ld.tmp", dir, name, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return wx_why_errno(why, len, tmp, errno);
+    int e = write_all_fd(fd, header, strlen(header));
+    if (close(fd) != 0 && e == 0)
+        e = errno;
+    if (e != 0) {
+        unlink(tmp);
+        return wx_why_errno(why, len, tmp, e);
+    }
+    if (link(tmp, path) != 0 && errno != EEXIST) {
+        /* A file system without hard links: create in place instead. */
+        e = errno;
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            e = write_all_fd(fd, header, strlen(header));
+            if (close(fd) != 0 && e == 0)
+                e = errno;
+        } else if (errno == EEXIST) {
+            e = 0;
+        }
+        if (e != 0) {
+            unlink(tmp);
+            return wx_why_errno(why, len, path, e);
+        }
+    }
+    unlink(tmp);
+    return 0;
+}
+
+int wx_side_csv_append(const char *dir, const char *name, const char *header, const char *line, char *why,
+                       size_t len)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir && dir[0] ? dir : ".", name);
+    int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        int e = create_with_header(path, dir && dir[0] ? dir : ".", name, header, why, len);
+        if (e != 0)
+            return e;
+        fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    }
+    if (fd < 0)
+        return wx_why_errno(why, len, path, errno);
+    size_t n = strlen(line);
+    ssize_t w;
+    do
+        w = write(fd, line, n); /* one write: rows of several children never interleave */
+    while (w < 0 && errno == EINTR);
+    int e = w < 0 ? errno : (size_t)w != n ? EIO : 0;
+    if (close(fd) != 0 && e == 0)
+        e = errno;
+    if (e != 0)
+        return wx_why_errno(why, len, path, e);
+    return 0;
+}
+
+int wx_audit_write_csv(const char *dir, const char *strategy, const wx_audit *a, char *why, size_t len)
+{
+    for (int i = 0; i < WX_AUDIT_NPROPS; i++) {
+        const char *fields[] = {strategy, wx_audit_property_names[i], wx_audit_result_name(a->result[i]),
+                                a->evidence[i][0] ? a->evidence[i] : "none recorded"};
+        char *line = wx_csv_line(fields, 4);
+        if (!line)
+            return wx_why_errno(why, len, "audit.csv row", ENOMEM);
+        int e = wx_side_csv_append(dir, "audit.csv", wx_audit_csv_header, line, why, len);
+        free(line);
+        if (e != 0)
+            return e;
+    }
+    return 0;
+}
