@@ -306,9 +306,9 @@ class Config:
     def label(self) -> str:
         """Full name of the configuration for lists and tables."""
         text = f"{self.scenario}/{self.strategy}/{self.variant}"
-        params = self.params_text()
-        core = "" if self.core_class in ("any", "") else f", {self.core_class} cores"
-        return f"{text} ({params}{core})" if params or core else text
+        bits = [self.params_text(), "" if self.core_class in ("any", "") else f"{self.core_class} cores"]
+        bits = [b for b in bits if b]
+        return f"{text} ({', '.join(bits)})" if bits else text
 
 
 @dataclass
@@ -683,6 +683,11 @@ HEADLINE_RULE = (
     "Each value is a " + MEDIAN_DEFINITION + ". Where a scenario also swept other parameters, "
     "the configuration with the smallest of them is used (1 thread, 0 victims, batch 1, smallest size)."
 )
+
+
+def metric(key: str) -> Metric:
+    """The headline metric of that key."""
+    return next(m for m in HEADLINE if m.key == key)
 
 
 @dataclass
