@@ -46,7 +46,7 @@ MARKERS = "osD^v<>ph*"
 plt.rcParams.update({
     "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8,
     "axes.grid": True, "grid.alpha": 0.3, "grid.linewidth": 0.6, "axes.spines.top": False,
-    "axes.spines.right": False, "svg.hashsalt": "wxbench", "svg.fonttype": "path",
+    "axes.spines.right": False, "svg.hashsalt": "wxbench", "svg.fonttype": "none",
 })
 
 
