@@ -20,6 +20,7 @@ import argparse
 import math
 import sys
 import textwrap
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -233,44 +234,69 @@ def count_format(v) -> str:
     return f"{v:g}"
 
 
-def series_of(configs, key_fields, x_field):
-    """Split configs into series keyed by key_fields plus any other parameter that
-    varies (so two different configurations never share one point), sorted by x.
+def _sort_item(value, preferred):
+    """Sort numbers by value, names by `preferred` first, then alphabetically."""
+    if isinstance(value, str):
+        return (0, wxdata.order_key(value, preferred), 0)
+    return (1, (0, ""), -1 if value is None else value)
 
-    Returns (fields, {key: configs}, {key: label}); a label names an added parameter
-    only where it tells apart series that share the key_fields."""
-    x_param = "size_bytes" if x_field == "pages" else x_field
-    extra = [f for f in wxdata.varying(configs, wxdata.PARAM_FIELDS) if f != x_param and f not in key_fields]
-    fields = list(key_fields) + extra
-    out: dict[tuple, list] = {}
-    for c in configs:
-        out.setdefault(tuple(getattr(c, f) for f in fields), []).append(c)
-    for k in out:
-        out[k].sort(key=lambda c: getattr(c, x_field) if x_field != "pages" else c.pages)
-    n = len(key_fields)
-    labels = {}
-    for k in out:
-        siblings = [o for o in out if o[:n] == k[:n]]
-        parts = [str(v) for v in k[:n]]
-        parts += [wxdata.fmt_param(f, v) for i, (f, v) in enumerate(zip(fields[n:], k[n:]))
-                  if len({o[n + i] for o in siblings}) > 1]
-        labels[k] = ", ".join(parts)
-    return fields, out, labels
+
+class SeriesSet:
+    """How a scenario's configurations split into series (lines, or points per category).
+
+    A series is keyed by key_fields plus every other parameter that varies across the
+    `universe` (so two different configurations never share one point). Keys, their
+    order and labels are fixed over the whole scenario, so a series keeps its colour
+    and its slot in every core-class panel."""
+
+    def __init__(self, universe, key_fields, x_field, preferred=()):
+        x_param = "size_bytes" if x_field == "pages" else x_field
+        extra = [f for f in wxdata.varying(universe, wxdata.PARAM_FIELDS) if f != x_param and f not in key_fields]
+        self.fields = list(key_fields) + extra
+        self.x_field = x_field
+        order = tuple(preferred) + wxdata.STRATEGY_ORDER
+        self.keys = sorted({self.key(c) for c in universe}, key=lambda k: [_sort_item(v, order) for v in k])
+        n = len(key_fields)
+        self.labels = {}
+        for k in self.keys:
+            siblings = [o for o in self.keys if o[:n] == k[:n]]
+            parts = [str(v) for v in k[:n]]
+            parts += [wxdata.fmt_param(f, v) for i, (f, v) in enumerate(zip(self.fields[n:], k[n:]))
+                      if len({o[n + i] for o in siblings}) > 1]
+            self.labels[k] = ", ".join(parts)
+
+    def key(self, cfg) -> tuple:
+        return tuple(getattr(cfg, f) for f in self.fields)
+
+    def x(self, cfg):
+        return cfg.pages if self.x_field == "pages" else getattr(cfg, self.x_field)
+
+    def groups(self, configs) -> dict:
+        """{key: configs sorted by x} for the given configurations, in series order."""
+        out = {k: [] for k in self.keys}
+        for c in configs:
+            out[self.key(c)].append(c)
+        return {k: sorted(v, key=lambda c: (self.x(c) is None, self.x(c) or 0)) for k, v in out.items() if v}
 
 
 def draw_series(scene, ax, configs, x_of, label, color, marker="o", linestyle="-", column="ns_per_op",
                 y_of=None, log=True):
-    """One line: medians with min-max whiskers; zero values on a log axis are left out and noted."""
+    """One line on a log x axis: medians with min-max whiskers. Points that a log axis
+    cannot show (x or median not above 0) are left out and noted under the figure."""
     pts = []
     for c in configs:
         vals = y_of(c) if y_of else c.values(column)
         if len(vals) == 0:
             continue
         st = wxdata.Stats.of(vals)
+        x = x_of(c)
+        if x is None or x <= 0:
+            scene.notes.append(f"{c.label()}: no positive size or count for the log x axis; left out")
+            continue
         if log and st.median <= 0:
             scene.notes.append(f"{c.label()}: median {st.median:g} cannot be drawn on a log axis; left out")
             continue
-        pts.append((x_of(c), st))
+        pts.append((x, st))
     if not pts:
         return None
     xs = [p[0] for p in pts]
@@ -278,7 +304,7 @@ def draw_series(scene, ax, configs, x_of, label, color, marker="o", linestyle="-
     lo = [max(p[1].median - p[1].min, 0) for p in pts]
     hi = [p[1].max - p[1].median for p in pts]
     if log:  # a whisker reaching 0 cannot be drawn on a log axis: clip it just above
-        lo = [min(l, m * 0.999) for l, m in zip(lo, med)]
+        lo = [min(low, m * 0.999) for low, m in zip(lo, med)]
     return ax.errorbar(xs, med, yerr=[lo, hi], label=label, color=color, marker=marker, markersize=4,
                        linestyle=linestyle, linewidth=1.4, capsize=2.5, elinewidth=0.9)
 
@@ -304,9 +330,11 @@ def draw_categories(scene, ax, cats, series, lookup, kind="dot", log=True):
             x = ci - width / 2 + step * (si + 0.5)
             st = cfg.stats()
             if st is None or (log and st.median <= 0):
+                text = cfg.status
                 if st is not None:
                     scene.notes.append(f"{cfg.label()}: median {st.median:g} cannot be drawn on a log axis")
-                ax.text(x, 0.03, cfg.status, transform=ax.get_xaxis_transform(), rotation=90, ha="center",
+                    text = f"{fmt_ns(st.median)}, off the log axis"
+                ax.text(x, 0.03, text, transform=ax.get_xaxis_transform(), rotation=90, ha="center",
                         va="bottom", fontsize=7, color="#8b0000", style="italic")
                 continue
             low = st.median - st.min
@@ -346,28 +374,26 @@ def variant_order(names, preferred):
     return sorted(set(names), key=lambda v: wxdata.order_key(v, preferred))
 
 
-def draw_by_strategy(scene, ax, configs, preferred=(), log=True):
-    """x = strategy; one point per variant (and per varying parameter) with whiskers."""
+def draw_by_strategy(scene, ax, configs, universe, preferred=(), log=True):
+    """x = strategy; one point per variant (and per varying parameter) with whiskers.
+    `universe`: the configurations of every panel, which fix series order and colours."""
     strategies = sorted({c.strategy for c in configs}, key=wxdata.strategy_key)
-    _, groups, labels = series_of(configs, ["variant"], "strategy")
-    keys = sorted(groups, key=lambda k: (wxdata.order_key(k[0], preferred), [str(x) for x in k[1:]]))
-    series = [(k, labels[k], CYCLE[i % len(CYCLE)], MARKERS[i % len(MARKERS)]) for i, k in enumerate(keys)]
-    index = {(c.strategy, k): c for k in keys for c in groups[k]}
+    ss = SeriesSet(universe, ["variant"], "strategy", preferred)
+    groups = ss.groups(configs)
+    series = [(k, ss.labels[k], CYCLE[i % len(CYCLE)], MARKERS[i % len(MARKERS)]) for i, k in enumerate(ss.keys)
+              if k in groups]
+    index = {(c.strategy, k): c for k, cfgs in groups.items() for c in cfgs}
     draw_categories(scene, ax, strategies, series, lambda s, k: index.get((s, k)), log=log)
     ax.set_xlabel("strategy")
     return strategies
 
 
-def draw_lines(scene, ax, configs, key_fields, x_field, style, column="ns_per_op", y_of=None, log=True,
-               preferred=()):
-    """One line per series, series ordered by `preferred` names first;
-    style(key, index) -> (colour, marker, linestyle)."""
-    _, groups, labels = series_of(configs, key_fields, x_field)
-    x_of = (lambda c: c.pages) if x_field == "pages" else (lambda c: getattr(c, x_field))
-    keys = sorted(groups, key=lambda k: [wxdata.order_key(str(v), preferred or wxdata.STRATEGY_ORDER) for v in k])
-    for i, key in enumerate(keys):
-        colour, marker, linestyle = style(key, i)
-        draw_series(scene, ax, groups[key], x_of, labels[key], colour, marker, linestyle, column, y_of, log)
+def draw_lines(scene, ax, configs, ss: SeriesSet, style, column="ns_per_op", y_of=None, log=True):
+    """One line per series of `ss` present in configs; style(key, index) -> (colour, marker, linestyle)."""
+    groups = ss.groups(configs)
+    for key, cfgs in groups.items():
+        colour, marker, linestyle = style(key, ss.keys.index(key))
+        draw_series(scene, ax, cfgs, ss.x, ss.labels[key], colour, marker, linestyle, column, y_of, log)
     return groups
 
 
@@ -377,16 +403,16 @@ def draw_lines(scene, ax, configs, key_fields, x_field, style, column="ns_per_op
 
 def plot_harness(scene: Scene):
     axes = scene.panels(["harness overhead per op"], ax_w=3.2, ax_h=2.6)
+    variants = SeriesSet(scene.configs, ["variant"], "strategy", ("shim", "native"))
     for core in scene.cores:
         ax = axes[("harness overhead per op", core)]
         mine = scene.of_core(core)
         strategies = sorted({c.strategy for c in mine}, key=wxdata.strategy_key)
-        _, groups, labels = series_of(mine, ["variant"], "strategy")
-        keys = sorted(groups, key=lambda k: (wxdata.order_key(k[0], ("shim", "native")), [str(x) for x in k[1:]]))
-        index = {(labels[k], c.strategy): c for k in keys for c in groups[k]}
+        groups = variants.groups(mine)
+        index = {(variants.labels[k], c.strategy): c for k, cfgs in groups.items() for c in cfgs}
         series = [(s, s, strategy_color(s, i), "o") for i, s in enumerate(strategies)]
-        draw_categories(scene, ax, [labels[k] for k in keys], series, lambda cat, s: index.get((cat, s)),
-                        kind="bar", log=False)
+        draw_categories(scene, ax, [variants.labels[k] for k in groups], series,
+                        lambda cat, s: index.get((cat, s)), kind="bar", log=False)
         ax.set_ylabel(scene.ns_label(configs=mine))
         ax.set_xlabel("variant")
         if len(strategies) == 1:
@@ -396,10 +422,11 @@ def plot_harness(scene: Scene):
 
 def plot_toggle_latency(scene: Scene):
     axes = scene.panels(["cost per op by strategy"])
+    measured = [c for c in scene.configs if c.variant != "baseline"]
     for core in scene.cores:
         ax = axes[("cost per op by strategy", core)]
         mine = scene.of_core(core)
-        strategies = draw_by_strategy(scene, ax, [c for c in mine if c.variant != "baseline"],
+        strategies = draw_by_strategy(scene, ax, [c for c in mine if c.variant != "baseline"], measured,
                                       ("flip", "patch", "redundant"))
         # baseline: the same patch loop without the permission change, a dashed reference per strategy
         label = "baseline: patch loop without permission change"
@@ -428,6 +455,9 @@ def plot_mprotect_tlb(scene: Scene):
               "flip_victim_processes": ("--", "s", "process victims (own address spaces)"),
               "noop": (":", "x", "noop: mprotect to the protection already set")}
 
+    series = {s: SeriesSet(scene.ok(strategy=s), ["variant", "victims"], "pages", tuple(styles)) for s in strategies}
+    tlb_series = SeriesSet(scene.ok(), ["variant", "victims"], "pages", tuple(styles))
+
     def style(key, i):
         linestyle, marker, _ = styles.get(key[0], ("-.", "^", key[0]))
         return ("#999999" if key[0] == "noop" else vcolor.get(key[1], "#333333")), marker, linestyle
@@ -436,14 +466,13 @@ def plot_mprotect_tlb(scene: Scene):
         for s in strategies:
             ax = axes[(ns_panels[s], core)]
             mine = scene.ok(core, strategy=s)
-            draw_lines(scene, ax, mine, ["variant", "victims"], "pages", style, preferred=tuple(styles))
+            draw_lines(scene, ax, mine, series[s], style)
             ax.set_yscale("log")
             ax.set_ylabel(scene.ns_label(configs=mine))
         if has_tlb:
             ax = axes[("TLB shootdowns per op", core)]
             mine = [c for c in scene.ok(core) if c.values("tlb_shootdowns_per_op").size]
-            draw_lines(scene, ax, mine, ["variant", "victims"], "pages", style, "tlb_shootdowns_per_op", log=False,
-                       preferred=tuple(styles))
+            draw_lines(scene, ax, mine, tlb_series, style, "tlb_shootdowns_per_op", log=False)
             ax.set_ylim(bottom=0)
             ax.set_ylabel(f"TLB shootdowns per op\n(median; whiskers min–max over {scene.reps_text(mine)})")
         for name in names:
@@ -474,20 +503,21 @@ def plot_dualmap_overhead(scene: Scene):
             ax = axes[(name, core)]
             mine = [c for c in scene.of_core(core) if c.variant == variant]
             ok = [c for c in mine if c.n]
+            universe = [c for c in scene.ok() if c.variant == variant]
             if variant == "setup":
-                draw_lines(scene, ax, ok, ["strategy"], "size_bytes", style)
+                draw_lines(scene, ax, ok, SeriesSet(universe, ["strategy"], "size_bytes"), style)
                 size_axis(ax, [c.size_bytes for c in ok])
                 ax.set_xlabel("region size (both views)")
                 ax.set_ylabel(scene.ns_label("ns per setup", mine))
                 ax.set_yscale("log")
             elif variant == "exec_span":
-                draw_lines(scene, ax, ok, ["strategy"], "pages", style)
+                draw_lines(scene, ax, ok, SeriesSet(universe, ["strategy"], "pages"), style)
                 size_axis(ax, [c.pages for c in ok], formatter=count_format)
                 ax.set_xlabel("pages spanned by the executed code")
                 ax.set_ylabel(scene.ns_label("ns per op", mine))
                 ax.set_yscale("log")
             else:
-                draw_by_strategy(scene, ax, mine)
+                draw_by_strategy(scene, ax, mine, [c for c in scene.configs if c.variant == variant])
                 ax.set_ylabel(scene.ns_label("ns per patch" if variant == "steady" else "ns per op", mine))
     return ("dualmap_overhead",
             "dual mapping: creating the RW and RX views, patching through them, executing code spread over pages")
@@ -497,19 +527,20 @@ def plot_icache_flush(scene: Scene):
     axes = scene.panels(["ns per flush vs range size"])
     methods = ("builtin", "manual", "serialize", "membarrier", "sys_icache_invalidate")
     multi = len({c.strategy for c in scene.configs}) > 1
+    series = SeriesSet(scene.ok(), ["variant"] + (["strategy"] if multi else []), "size_bytes", methods)
+    variants = variant_order([c.variant for c in scene.ok()], methods)
+    strategies = sorted({c.strategy for c in scene.ok()}, key=wxdata.strategy_key)
+    dashes = ["-", "--", ":", "-."]
+
+    def style(key, i):  # colour per series, marker per method, dashes per strategy
+        vi = variants.index(key[0])
+        linestyle = dashes[strategies.index(key[1]) % len(dashes)] if multi else "-"
+        return CYCLE[i % len(CYCLE)], MARKERS[vi % len(MARKERS)], linestyle
+
     for core in scene.cores:
         ax = axes[("ns per flush vs range size", core)]
         ok = scene.ok(core)
-        variants = variant_order([c.variant for c in ok], methods)
-        strategies = sorted({c.strategy for c in ok}, key=wxdata.strategy_key)
-        dashes = ["-", "--", ":", "-."]
-
-        def style(key, i):
-            vi = variants.index(key[0])
-            linestyle = dashes[strategies.index(key[1]) % len(dashes)] if multi else "-"
-            return CYCLE[i % len(CYCLE)], MARKERS[vi % len(MARKERS)], linestyle
-
-        draw_lines(scene, ax, ok, ["variant"] + (["strategy"] if multi else []), "size_bytes", style, preferred=methods)
+        draw_lines(scene, ax, ok, series, style)
         ax.set_yscale("log")
         size_axis(ax, [c.size_bytes for c in ok])
         ax.set_xlabel("range made visible to instruction fetch")
@@ -522,6 +553,7 @@ def plot_thread_contention(scene: Scene):
     titles = {"private": "private regions (one per thread)", "shared": "one shared region"}
     names = [titles.get(v, v) for v in variants]
     axes = scene.panels(names)
+    series = SeriesSet(scene.ok(), ["strategy"], "threads")
 
     def style(key, i):
         return strategy_color(key[0], i), MARKERS[i % len(MARKERS)], "-"
@@ -530,13 +562,14 @@ def plot_thread_contention(scene: Scene):
         for variant, name in zip(variants, names):
             ax = axes[(name, core)]
             ok = scene.ok(core, variant=variant)
-            groups = draw_lines(scene, ax, ok, ["strategy"], "threads", style, y_of=wxdata.throughput)
-            for i, (key, cfgs) in enumerate(sorted(groups.items(), key=lambda kv: wxdata.strategy_key(kv[0][0]))):
+            groups = draw_lines(scene, ax, ok, series, style, y_of=wxdata.throughput)
+            for key, cfgs in groups.items():
                 one = [c for c in cfgs if c.threads == 1]
                 if one:  # will-it-scale's "linear" column: 1-thread throughput times threads
                     base = wxdata.Stats.of(wxdata.throughput(one[0])).median
                     ts = [c.threads for c in cfgs]
-                    ax.plot(ts, [base * t for t in ts], color=style(key, i)[0], linestyle=":", linewidth=1.0)
+                    colour = style(key, series.keys.index(key))[0]
+                    ax.plot(ts, [base * t for t in ts], color=colour, linestyle=":", linewidth=1.0)
             ax.plot([], [], color="#333333", linestyle=":", label="linear scaling from 1 thread")
             ax.set_yscale("log")
             size_axis(ax, [c.threads for c in ok], formatter=count_format)
@@ -552,7 +585,7 @@ def plot_generic(scene: Scene):
     for core in scene.cores:
         ax = axes[("ns per op by strategy", core)]
         mine = scene.of_core(core)
-        draw_by_strategy(scene, ax, mine)
+        draw_by_strategy(scene, ax, mine, scene.configs)
         ax.set_ylabel(scene.ns_label(configs=mine))
     return scene.scenario, "median ns per op of each configuration (no dedicated figure for this scenario yet)"
 
@@ -581,6 +614,7 @@ class Output:
     svg: Path | None
     not_ok: Path | None
     issues: list
+    error: str | None = None  # why the figure could not be drawn (a bug to report)
 
 
 def write_not_ok(path: Path, run: wxdata.Run, scenario: str, issues: list) -> Path | None:
@@ -608,12 +642,17 @@ def draw_scenario(run: wxdata.Run, scenario: str, out_dir: Path) -> Output:
         return Output(scenario, None, None, not_ok, issues)
     scene = Scene(run, scenario, configs)
     draw = FIGURES.get(scenario, plot_generic)
+    png, svg = out_dir / f"{scenario}.png", out_dir / f"{scenario}.svg"
     try:
         name, subtitle = draw(scene)
         scene.finish(f"{name} — {machine_title(run)}", subtitle)
-        png, svg = out_dir / f"{scenario}.png", out_dir / f"{scenario}.svg"
         scene.fig.savefig(png, dpi=DPI, metadata={"Software": None})
         scene.fig.savefig(svg, metadata={"Date": None})
+    except Exception as exc:  # one scenario's bad shape must not cost the other figures
+        traceback.print_exc()
+        for p in (png, svg):
+            p.unlink(missing_ok=True)
+        return Output(scenario, None, None, not_ok, issues, f"{type(exc).__name__}: {exc}")
     finally:
         plt.close("all")
     return Output(scenario, png, svg, not_ok, issues)
@@ -645,11 +684,15 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     run = load_drawable(args.run)
     out_dir = wxdata.output_dir(run, args.out)
-    for o in draw_run(run, out_dir):
+    outputs = draw_run(run, out_dir)
+    for o in outputs:
         for p in (o.png, o.svg, o.not_ok):
             if p:
                 print(p)
-    return 0
+    failed = [o for o in outputs if o.error]
+    for o in failed:
+        wxdata.fail(f"{o.scenario}: figure not drawn: {o.error}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -114,3 +114,33 @@ def test_figure_table_has_one_function_per_scenario():
     assert set(plot.FIGURES) == {"harness", "toggle_latency", "mprotect_tlb", "dualmap_overhead",
                                  "icache_flush", "thread_contention"}
     assert all(callable(f) for f in plot.FIGURES.values())
+
+
+def test_a_figure_that_fails_does_not_cost_the_others(tmp_path, monkeypatch, capsys):
+    def broken(scene):
+        raise ValueError("unexpected shape")
+
+    monkeypatch.setitem(plot.FIGURES, "harness", broken)
+    outputs = {o.scenario: o for o in plot.draw_run(wxdata.load_run(RUN_X86), tmp_path)}
+    assert outputs["harness"].error == "ValueError: unexpected shape" and outputs["harness"].png is None
+    assert not (tmp_path / "harness.png").exists()
+    assert outputs["toggle_latency"].error is None and outputs["toggle_latency"].png.exists()
+    assert "unexpected shape" in capsys.readouterr().err
+
+
+def test_a_series_keeps_its_colour_in_every_core_class_panel(tmp_path):
+    path = write_csv(tmp_path / "results.csv", [
+        row(variant="flip", ns="3", core="P"),
+        row(variant="patch", ns="3", core="E", size=64), row(variant="patch", ns="4", core="E", size=128),
+    ])
+    run = wxdata.load_run(path)
+    scene = plot.Scene(run, "toggle_latency", run.scenario_configs("toggle_latency"))
+    plot.plot_toggle_latency(scene)
+    colours = {}
+    for ax in scene.fig.axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            colours.setdefault(label, set()).add(handle.lines[0].get_color())
+    plot.plt.close("all")
+    assert set(colours) == {"flip", "patch, 64 B", "patch, 128 B"}
+    assert all(len(c) == 1 for c in colours.values()), colours
+    assert len({next(iter(c)) for c in colours.values()}) == 3
