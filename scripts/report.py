@@ -50,6 +50,7 @@ class Doc:
     def __init__(self, base_dir: Path):
         self.blocks: list[tuple] = []
         self.base_dir = base_dir
+        self.errors: list[str] = []  # what went wrong while building (reported, exit status 1)
 
     def h(self, level: int, text: str):
         self.blocks.append(("h", level, text))
@@ -245,13 +246,16 @@ def headline_section(doc: Doc, run: wxdata.Run):
 
 
 def figures_section(doc: Doc, outputs: list):
-    drawn = [o for o in outputs if o.png]
+    drawn = [o for o in outputs if o.png or o.error]
     if not drawn:
         return
     doc.h(2, "Figures")
     for o in drawn:
         doc.h(3, o.scenario)
-        doc.image(o.png, f"{o.scenario} figure", o.svg)
+        if o.error:
+            doc.p(f"The figure could not be drawn ({o.error}); the numbers above and below stand.", "warn")
+        else:
+            doc.image(o.png, f"{o.scenario} figure", o.svg)
 
 
 def not_ok_section(doc: Doc, run: wxdata.Run):
@@ -357,6 +361,7 @@ def build(run: wxdata.Run, out_dir: Path) -> Doc:
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs = plot.draw_run(run, out_dir)
     doc = Doc(out_dir)
+    doc.errors = [f"{o.scenario}: figure not drawn: {o.error}" for o in outputs if o.error]
     doc.h(1, f"wxbench report — {plot.machine_title(run)}")
     n_ok = sum(r.ok for r in run.rows)
     doc.p(f"Run {run.name}, from {run.csv_path}: {len(run.rows)} rows, {n_ok} ok, "
@@ -396,7 +401,9 @@ def main(argv=None) -> int:
     page.write_text(doc.html(f"wxbench report — {run.machine} {run.name}"), encoding="utf-8")
     print(page)
     print(md)
-    return 0
+    for e in doc.errors:
+        wxdata.fail(e)
+    return 1 if doc.errors else 0
 
 
 if __name__ == "__main__":
