@@ -296,6 +296,9 @@ def draw_series(scene, ax, configs, x_of, label, color, marker="o", linestyle="-
         if log and st.median <= 0:
             scene.notes.append(f"{c.label()}: median {st.median:g} cannot be drawn on a log axis; left out")
             continue
+        if c.status == "partial":
+            scene.notes.append(f"{c.label()}: median of the {c.n} ok repetitions out of {len(c.rows)} "
+                               "(the others are listed above)")
         pts.append((x, st))
     if not pts:
         return None
