@@ -156,7 +156,8 @@ def compute_ratio(metric, strategy, base, other) -> Ratio:
     if bv is None or ov is None or bv.value is None or ov.value is None or bv.value == 0:
         return r
     r.ratio = ov.value / bv.value
-    r.low, r.high = bootstrap_ratio(metric, bv.samples, ov.samples, seed_for(metric.key, strategy, base.label, other.label))
+    seed = seed_for(metric.key, strategy, base.label, other.label)
+    r.low, r.high = bootstrap_ratio(metric, bv.samples, ov.samples, seed)
     if len(bv.samples) == 1:
         r.p = mann_whitney_u(ov.samples[0], bv.samples[0])[1]
     return r
@@ -180,12 +181,8 @@ class Side:
         bits = [f"{self.label}: run {self.run.name}"]
         if self.run.chip:
             bits.append(self.run.chip)
-        bits.append(f"{self.core} cores" if self.core in ("P", "E") else f"core class {self.core}")
-        if self.run.meta is not None:
-            bits.append(f"wxbench {self.run.meta_value('wxbench_version', 'version unknown')}")
-        else:
-            bits.append("meta.json missing")
-        return ", ".join(bits)
+        bits.append(wxdata.core_text(self.core))
+        return ", ".join(bits) + " · " + self.run.stamp()
 
 
 def load_sides(paths: list[Path]) -> list[Side]:
@@ -269,7 +266,8 @@ def metric_figure(metric: wxdata.Metric, sides: list[Side], strategies: list[str
         ax.set_yscale("log")
         ax.set_ylim(min(bottoms) / 3, max(tops) * 8)
         reps = sorted({len(v.samples[0]) for s, st in have if (v := s.headline[st][metric.key]).value is not None})
-        ax.set_ylabel(f"ns per op (median; whiskers min–max\nover {reps[0]}{'–' + str(reps[-1]) if len(reps) > 1 else ''} reps)")
+        span = f"{reps[0]}" + (f"–{reps[-1]}" if len(reps) > 1 else "")
+        ax.set_ylabel(f"ns per op (median; whiskers min–max\nover {span} reps)")
     else:
         ax.set_ylim(0, max(tops) * 1.3)
         ax.set_ylabel("ops/s at the most threads ÷ ops/s at 1 thread\n(ratio of medians)")

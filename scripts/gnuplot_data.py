@@ -38,12 +38,6 @@ def gp_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def pick(configs: list, **match) -> wxdata.Config | None:
-    """The matching configuration with ok repetitions and the smallest other parameters."""
-    found = [c for c in configs if c.n and all(getattr(c, k) == v for k, v in match.items())]
-    return min(found, key=wxdata.param_sort_key) if found else None
-
-
 def toggle_medians(run: wxdata.Run, core: str) -> list[tuple[str, dict]]:
     """[(strategy, {variant: Stats or None})] for strategies with any ok toggle_latency row."""
     configs = [c for c in run.scenario_configs("toggle_latency") if c.core_class == core]
@@ -51,7 +45,7 @@ def toggle_medians(run: wxdata.Run, core: str) -> list[tuple[str, dict]]:
     for s in sorted({c.strategy for c in configs}, key=wxdata.strategy_key):
         stats = {}
         for v in TOGGLE_VARIANTS:
-            cfg = pick(configs, strategy=s, variant=v)
+            cfg = next((c for c in wxdata.select(configs, "toggle_latency", v, strategy=s) if c.n), None)
             stats[v] = cfg.stats() if cfg else None
         if any(stats.values()):
             out.append((s, stats))
@@ -89,7 +83,7 @@ def write_mprotect(run: wxdata.Run, core: str, path: Path) -> dict | None:
         by_pages = {}
         for c in sorted(mine, key=wxdata.param_sort_key):
             by_pages.setdefault(c.pages, c)  # one configuration per size: the smallest other parameters
-        name = {"flip": "thread victims", "flip_victim_processes": "process victims", "noop": "noop"}.get(variant, variant)
+        name = {"flip": "thread victims", "flip_victim_processes": "process victims"}.get(variant, variant)
         title = f"{strategy} " if len(strategies) > 1 else ""
         title += name if variant == "noop" and v == 0 else f"{name}, {wxdata.fmt_param('victims', v)}"
         rows = [f'"{title}" ns_median ns_min ns_max tlb_median']
@@ -108,12 +102,7 @@ def write_mprotect(run: wxdata.Run, core: str, path: Path) -> dict | None:
 
 
 def footnote(run: wxdata.Run, scenario: str) -> str:
-    bits = []
-    if run.meta is not None:
-        bits.append(f"wxbench {run.meta_value('wxbench_version', 'version unknown')}")
-        bits.append(f"run {run.meta_value('date_utc', run.name)}")
-    else:
-        bits.append(f"run {run.name} (meta.json missing)")
+    bits = [run.stamp()]
     skipped = [c for c in run.scenario_configs(scenario) if c.n == 0]
     if skipped:
         bits.append(f"{len(skipped)} configurations not ok, not drawn (see {scenario}_not_ok.txt from plot.py)")
@@ -153,7 +142,7 @@ def main(argv=None) -> int:
         return 1
     out = wxdata.output_dir(run, args.out)
     out.mkdir(parents=True, exist_ok=True)
-    where = f" — {core} cores" if core in ("P", "E") else ""
+    where = "" if core == "any" else f" — {wxdata.core_text(core)}"
     jobs = []
     dat = out / "toggle_latency_gnuplot.dat"
     if write_toggle(run, core, dat):

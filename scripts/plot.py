@@ -116,7 +116,7 @@ class Scene:
         axes = {}
         for (name, core), (i, j) in pos.items():
             ax = axs[i][j]
-            where = "" if core == "any" and len(cores) == 1 else (f"{core} cores" if core in ("P", "E") else f"core class {core}")
+            where = "" if core == "any" and len(cores) == 1 else wxdata.core_text(core)
             ax.set_title(f"{name}" + (f" — {where}" if where else ""), loc="left")
             axes[(name, core)] = ax
         return axes
@@ -194,12 +194,7 @@ class Scene:
 
 
 def footnote(run: wxdata.Run) -> str:
-    bits = []
-    if run.meta is not None:
-        bits.append(f"wxbench {run.meta_value('wxbench_version', 'version unknown')}")
-        bits.append(f"run {run.meta_value('date_utc', run.name)}")
-    else:
-        bits.append(f"run {run.name} (meta.json missing: version and date unknown)")
+    bits = [run.stamp()]
     os_name = next((r.os for r in run.rows if r.os), "")
     arch = next((r.arch for r in run.rows if r.arch), "")
     page = next((r.page_size for r in run.rows if r.page_size), None)
@@ -441,7 +436,8 @@ def plot_toggle_latency(scene: Scene):
                     label = None
         ax.set_ylabel(scene.ns_label(configs=mine))
     return ("toggle_latency",
-            "flip = one W→X→W round trip · patch = one verified patch · redundant = requesting the state already in force")
+            "flip = one W→X→W round trip · patch = one verified patch · "
+            "redundant = requesting the state already in force")
 
 
 def plot_mprotect_tlb(scene: Scene):

@@ -214,7 +214,7 @@ def headline_section(doc: Doc, run: wxdata.Run):
     partial = False
     for core, table in tables:
         if len(tables) > 1 or core in ("P", "E"):
-            doc.h(3, f"{core} cores" if core in ("P", "E") else f"core class {core}")
+            doc.h(3, wxdata.core_text(core))
         used = [m for m in wxdata.HEADLINE if any(m.key in vals for vals in table.values())]
         header = ["strategy"] + [m.title for m in used]
         rows = []
@@ -312,7 +312,10 @@ def audit_section(doc: Doc, run: wxdata.Run):
         row = [s]
         for prop in properties:
             a = cell.get((s, prop))
-            row.append(Cell(a.result, "audit-" + a.result.replace("/", ""), a.evidence) if a else Cell("—", "missing"))
+            if a is None:
+                row.append(Cell("—", "missing"))
+            else:
+                row.append(Cell(a.result, "audit-" + a.result.replace("/", ""), a.evidence))
         rows.append(row)
     doc.table(["strategy"] + properties, rows)
     doc.ul([f"{a.strategy} / {a.property}: {a.evidence}" for a in run.audit if a.evidence.strip()])
@@ -340,9 +343,10 @@ def exposure_scatter(run: wxdata.Run, out_dir: Path) -> tuple[Path, Path] | None
         ax.annotate(s, (ex.median, pa.median), xytext=(6, 4), textcoords="offset points", fontsize=8, color=colour)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("exposure window: ns the code stays writable per patch\n(wx_audit/exposure_window, median; min–max)")
+    ax.set_xlabel("exposure window: ns the code stays writable per patch\n"
+                  "(wx_audit/exposure_window, median; min–max)")
     ax.set_ylabel("cost per verified patch, ns\n(toggle_latency/patch, median; min–max)")
-    where = f", {core} cores" if core in ("P", "E") else ""
+    where = "" if core == "any" else f", {wxdata.core_text(core)}"
     ax.set_title(f"cost per patch vs exposure window\n{plot.machine_title(run)}{where}", fontsize=10, loc="left")
     note = textwrap.wrap(plot.footnote(run), 150, break_on_hyphens=False)
     fig.text(0.01, 0.01, "\n".join(note), fontsize=6.5, color="#666666", va="bottom")

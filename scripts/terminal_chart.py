@@ -79,7 +79,7 @@ def main(argv=None) -> int:
             not_ok.append((c.strategy, c.status))
     if not rows:
         raise wxdata.NoData(f"{run.csv_path}: no ok toggle_latency flip or patch rows; nothing to chart")
-    where = f", {core} cores" if core in ("P", "E") else ""
+    where = "" if core == "any" else f", {wxdata.core_text(core)}"
     title = f"toggle_latency: median ns per op, {run.machine}{where}"
     gnuplot = shutil.which(args.gnuplot)
     if gnuplot is None:

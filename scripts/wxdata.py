@@ -165,7 +165,8 @@ def _convert(record: dict, path: Path, line: int) -> Row:
             ) from None
     if ok and values["ns_per_op"] is None:
         raise DataError(f"{where(path, line)}: column ns_per_op is empty in an ok row")
-    strings = {c: record[c].strip() for c in ("machine", "chip", "os", "arch", "scenario", "strategy", "variant", "core_class")}
+    strings = {c: record[c].strip()
+               for c in ("machine", "chip", "os", "arch", "scenario", "strategy", "variant", "core_class")}
     extra = {k: v for k, v in record.items() if k not in HEADER}
     return Row(line=line, status=status, reason=record["reason"], extra=extra, **strings, **values)
 
@@ -483,6 +484,13 @@ class Run:
     def has_ok_rows(self) -> bool:
         return any(r.ok for r in self.rows)
 
+    def stamp(self) -> str:
+        """'wxbench <version> · run <date>' from meta.json, or the run name when it is missing."""
+        if self.meta is None:
+            return f"run {self.name} (meta.json missing: version and date unknown)"
+        version = self.meta_value("wxbench_version", "version unknown")
+        return f"wxbench {version} · run {self.meta_value('date_utc', self.name)}"
+
     def meta_value(self, key: str, default: str = "") -> str:
         if self.meta and key in self.meta and self.meta[key] not in (None, ""):
             return str(self.meta[key])
@@ -619,8 +627,9 @@ class Metric:
     higher_is_better: bool = False
 
 
-def _select(configs, scenario, variant, **fixed):
-    """Matching configs, smallest other parameters first."""
+def select(configs, scenario, variant, **fixed):
+    """Configs of that scenario and variant matching fixed (values, or predicates on the
+    config), smallest other parameters first."""
     out = [c for c in configs if c.scenario == scenario and c.variant == variant]
     for k, v in fixed.items():
         out = [c for c in out if (v(c) if callable(v) else getattr(c, k) == v)]
@@ -633,11 +642,11 @@ def _first_with_data(cands):
 
 
 def _pick_simple(scenario, variant, **fixed):
-    return lambda cfgs: _first_with_data(_select(cfgs, scenario, variant, **fixed))
+    return lambda cfgs: _first_with_data(select(cfgs, scenario, variant, **fixed))
 
 
 def _pick_mprotect_most_victims(cfgs):
-    cands = [c for c in _select(cfgs, "mprotect_tlb", "flip", size_bytes=lambda c: c.pages == 1) if c.n]
+    cands = [c for c in select(cfgs, "mprotect_tlb", "flip", size_bytes=lambda c: c.pages == 1) if c.n]
     if not cands:
         return []
     most = max(c.victims or 0 for c in cands)
@@ -647,7 +656,7 @@ def _pick_mprotect_most_victims(cfgs):
 
 
 def _pick_scaling(cfgs):
-    cands = [c for c in _select(cfgs, "thread_contention", "private") if c.n and c.threads]
+    cands = [c for c in select(cfgs, "thread_contention", "private") if c.n and c.threads]
     one = [c for c in cands if c.threads == 1]
     if not one or len({c.threads for c in cands}) < 2:
         return []
@@ -717,6 +726,11 @@ def headline_value(metric: Metric, configs: list[Config]) -> MetricValue | None:
     value = metric.combine([float(np.median(s)) for s in samples])
     status = "partial" if any(c.status == "partial" for c in picked) else "ok"
     return MetricValue(metric, picked, value, samples, status, metric.note(picked))
+
+
+def core_text(core: str) -> str:
+    """'P cores', 'E cores', or 'core class <name>'."""
+    return f"{core} cores" if core in ("P", "E") else f"core class {core}"
 
 
 def core_classes(configs: Iterable[Config]) -> list[str]:

@@ -75,6 +75,7 @@ def test_python_is_required(tmp_path):
 
 def test_fragment_defines_only_its_own_targets():
     text = (SCRIPTS / "plots.mk").read_text()
-    targets = {line.split(":")[0] for line in text.splitlines()
-               if line and not line[0].isspace() and ":" in line and not line.startswith(("#", ".")) and "=" not in line}
+    rules = [line for line in text.splitlines()
+             if line and not line[0].isspace() and ":" in line and "=" not in line and not line.startswith(("#", "."))]
+    targets = {line.split(":")[0] for line in rules}
     assert targets == {"wxplots-need-run", "plots", "plots-gnuplot", "report", "compare", "terminal-chart"}
