@@ -12,6 +12,8 @@
 # "Latest" is the greatest run directory name (a UTC timestamp) across machines.
 
 WXPLOTS_SCRIPTS := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
+# Including this file must not change what a bare `make` builds.
+WXPLOTS_DEFAULT_GOAL := $(.DEFAULT_GOAL)
 WXPLOTS_DATA ?= data
 GNUPLOT ?= gnuplot
 RUN ?= $(shell $(WXPLOTS_PYTHON) $(WXPLOTS_SCRIPTS)/latest_run.py $(WXPLOTS_DATA) 2>/dev/null)
@@ -40,3 +42,5 @@ compare:
 
 terminal-chart: wxplots-need-run
 	@$(WXPLOTS_PYTHON) $(WXPLOTS_SCRIPTS)/terminal_chart.py $(RUN) --gnuplot $(GNUPLOT)
+
+.DEFAULT_GOAL := $(WXPLOTS_DEFAULT_GOAL)

@@ -79,3 +79,12 @@ def test_fragment_defines_only_its_own_targets():
              if line and not line[0].isspace() and ":" in line and "=" not in line and not line.startswith(("#", "."))]
     targets = {line.split(":")[0] for line in rules}
     assert targets == {"wxplots-need-run", "plots", "plots-gnuplot", "report", "compare", "terminal-chart"}
+
+
+@pytest.mark.parametrize("before", [True, False])
+def test_including_does_not_change_the_default_goal(tmp_path, before):
+    include = f"PYTHON := {sys.executable}\ninclude {SCRIPTS / 'plots.mk'}\n"
+    rule = "all:\n\t@echo the includer default\n"
+    (tmp_path / "Makefile").write_text(include + rule if before else rule + include)
+    done = make(tmp_path)
+    assert done.returncode == 0 and done.stdout.strip() == "the includer default"
