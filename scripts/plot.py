@@ -239,14 +239,16 @@ def _sort_item(value, preferred):
 class SeriesSet:
     """How a scenario's configurations split into series (lines, or points per category).
 
-    A series is keyed by key_fields plus every other parameter that varies across the
-    `universe` (so two different configurations never share one point). Keys, their
-    order and labels are fixed over the whole scenario, so a series keeps its colour
-    and its slot in every core-class panel."""
+    A series is keyed by key_fields plus every other parameter that varies among the
+    measured configurations of the `universe` (so two different configurations never
+    share one point; the parameters of rows that are not ok do not split series). Keys,
+    their order and labels are fixed over the whole scenario, so a series keeps its
+    colour and its slot in every core-class panel."""
 
     def __init__(self, universe, key_fields, x_field, preferred=()):
         x_param = "size_bytes" if x_field == "pages" else x_field
-        extra = [f for f in wxdata.varying(universe, wxdata.PARAM_FIELDS) if f != x_param and f not in key_fields]
+        measured = [c for c in universe if c.n] or list(universe)
+        extra = [f for f in wxdata.varying(measured, wxdata.PARAM_FIELDS) if f != x_param and f not in key_fields]
         self.fields = list(key_fields) + extra
         self.x_field = x_field
         order = tuple(preferred) + wxdata.STRATEGY_ORDER
@@ -623,7 +625,7 @@ def write_not_ok(path: Path, run: wxdata.Run, scenario: str, issues: list) -> Pa
         return None
     lines = [f"# {scenario}: configurations not drawn (status not ok), {run.csv_path}", ""]
     for iss in issues:
-        lines.append(f"{iss.strategy}/{iss.variant} ({iss.where_text()}): {iss.status}")
+        lines.append(f"{iss.what} ({iss.where_text()}): {iss.status}")
         for c in iss.configs:
             lines.append(f"    configuration: {c.label()}")
         lines.append("    reason: " + "\n            ".join(iss.reason.splitlines() or ["(no reason given)"]))

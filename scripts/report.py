@@ -266,7 +266,7 @@ def not_ok_section(doc: Doc, run: wxdata.Run):
     doc.p("These configurations are not drawn and not counted in any median.")
     rows = []
     for i in issues:
-        rows.append([i.scenario, f"{i.strategy}/{i.variant}", Cell(i.status, "notok"), i.where_text(), i.reason])
+        rows.append([i.scenario, i.what, Cell(i.status, "notok"), i.where_text(), i.reason])
     doc.table(["scenario", "strategy/variant", "status", "where", "reason"], rows)
 
 
@@ -371,8 +371,8 @@ def build(run: wxdata.Run, out_dir: Path) -> Doc:
     doc.p(f"Run {run.name}, from {run.csv_path}: {len(run.rows)} rows, {n_ok} ok, "
           f"{len(run.configs)} configurations. Every number is a {wxdata.MEDIAN_DEFINITION}.")
     warnings = list(run.warnings)
-    if run.meta is not None and run.meta.get("finished") is False:
-        warnings.append("meta.json says the run did not finish: some configurations may be missing.")
+    if run.meta is not None and (run.meta.get("finished") is False or run.meta.get("interrupted") is True):
+        warnings.append("meta.json says the run did not finish (interrupted?): some configurations may be missing.")
     for w in warnings:
         doc.p(f"Warning: {w}", "warn")
     machine_section(doc, run)

@@ -362,16 +362,25 @@ def varying(configs: Iterable[Config], fields: Iterable[str]) -> list[str]:
 
 @dataclass
 class Issue:
-    """Non-ok rows sharing scenario, strategy, variant, status and reason."""
+    """Non-ok rows sharing scenario, strategy, status and reason (over any variants)."""
 
     scenario: str
     strategy: str
-    variant: str
     status: str
     reason: str
     configs: list = field(default_factory=list)  # Config objects concerned
     rows: int = 0
     partial: int = 0  # configs that also have ok repetitions
+
+    @property
+    def variants(self) -> list[str]:
+        return list(dict.fromkeys(c.variant for c in self.configs))
+
+    @property
+    def what(self) -> str:
+        """'strategy/variant', or 'strategy (variant, variant, ...)'."""
+        vs = self.variants
+        return f"{self.strategy}/{vs[0]}" if len(vs) == 1 else f"{self.strategy} ({', '.join(vs)})"
 
     def where_text(self) -> str:
         """Which configurations: their parameters, core classes, partial repetitions."""
@@ -393,7 +402,7 @@ class Issue:
     def line(self, width: int | None = None) -> str:
         """One line: 'strategy/variant (where): status: reason', the reason cut to fit width."""
         reason = " ".join(self.reason.split()) or "(no reason given)"
-        head = f"{self.strategy}/{self.variant} ({self.where_text()}): {self.status}: "
+        head = f"{self.what} ({self.where_text()}): {self.status}: "
         if width is not None and len(head) + len(reason) > width:
             reason = reason[: max(12, width - len(head)) - 1] + "…"
         return head + reason
@@ -404,7 +413,7 @@ def issues(configs: Iterable[Config]) -> list[Issue]:
     for cfg in configs:
         partial = cfg.status == "partial"
         for r in cfg.not_ok_rows:
-            k = (cfg.scenario, cfg.strategy, cfg.variant, r.status, r.reason)
+            k = (cfg.scenario, cfg.strategy, r.status, r.reason)
             iss = out.get(k)
             if iss is None:
                 iss = out[k] = Issue(*k)
@@ -412,7 +421,7 @@ def issues(configs: Iterable[Config]) -> list[Issue]:
                 iss.configs.append(cfg)
                 iss.partial += partial
             iss.rows += 1
-    return sorted(out.values(), key=lambda i: (i.scenario, strategy_key(i.strategy), i.variant, i.status, i.reason))
+    return sorted(out.values(), key=lambda i: (i.scenario, strategy_key(i.strategy), i.status, i.reason))
 
 
 # ---------------------------------------------------------------------------

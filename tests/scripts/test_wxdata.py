@@ -150,11 +150,27 @@ def test_headline_values_equal_independent_medians():
 
 def test_issues_group_rows_with_their_reasons():
     run = wxdata.load_run(RUN_A)
-    found = {(i.strategy, i.variant, i.status): i for i in wxdata.issues(run.configs)}
-    assert found[("mapjit_callback", "patch", "failed")].reason == "patched function returned 0x2a, expected 0x2b"
-    assert found[("mapjit_callback", "patch", "failed")].partial == 1
-    assert found[("rwx", "flip", "unsupported")].rows == 10  # 5 reps on P and on E
-    assert found[("mprotect", "flip_victim_processes", "timeout")].reason == "no result within 60 s"
+    found = {(i.scenario, i.strategy, i.status): i for i in wxdata.issues(run.configs)}
+    failed = found[("toggle_latency", "mapjit_callback", "failed")]
+    assert failed.reason == "patched function returned 0x2a, expected 0x2b" and failed.partial == 1
+    assert failed.what == "mapjit_callback/patch"
+    assert found[("toggle_latency", "rwx", "unsupported")].rows == 10  # 5 reps on P and on E
+    timeout = found[("mprotect_tlb", "mprotect", "timeout")]
+    assert timeout.reason == "no result within 60 s" and timeout.variants == ["flip_victim_processes"]
+    # different reasons stay apart
+    icache = [i for i in wxdata.issues(run.configs) if (i.scenario, i.strategy) == ("icache_flush", "mapjit")]
+    assert sorted((i.variants[0], i.reason, i.rows) for i in icache) == [
+        ("membarrier", "membarrier(2): Linux only", 5), ("serialize", "SERIALIZE is an x86 instruction", 5)]
+
+
+def test_issues_merge_variants_sharing_a_reason(tmp_path):
+    path = write_csv(tmp_path / "results.csv", [
+        row(strategy="mapjit", variant=v, status="unsupported", ns="", reason="needs macOS")
+        for v in ("flip", "patch", "redundant")] + [row(strategy="pkey", status="unsupported", ns="", reason="EINVAL")])
+    (mapjit, pkey) = wxdata.issues(wxdata.group_configs(wxdata.read_results(path)[0]))
+    assert mapjit.what == "mapjit (flip, patch, redundant)" and mapjit.rows == 3
+    assert mapjit.line() == "mapjit (flip, patch, redundant) (3 rows): unsupported: needs macOS"
+    assert pkey.line() == "pkey/flip (1 row): unsupported: EINVAL"
 
 
 def test_meta_missing_is_a_note_not_an_error():
