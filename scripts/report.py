@@ -211,11 +211,12 @@ def headline_section(doc: Doc, run: wxdata.Run):
     if not tables:
         return
     doc.h(2, "Headline numbers")
-    partial = False
+    partial, shown = False, set()
     for core, table in tables:
         if len(tables) > 1 or core in ("P", "E"):
             doc.h(3, wxdata.core_text(core))
         used = [m for m in wxdata.HEADLINE if any(m.key in vals for vals in table.values())]
+        shown.update(m.key for m in used)
         header = ["strategy"] + [m.title for m in used]
         rows = []
         for strategy, vals in table.items():
@@ -236,7 +237,7 @@ def headline_section(doc: Doc, run: wxdata.Run):
                     row.append(Cell(text, "num", f"{v.n} ok repetitions; " + "; ".join(c.label() for c in v.configs)))
             rows.append(row)
         doc.table(header, rows)
-    items = [f"{m.title}: {m.definition}." for m in wxdata.HEADLINE]
+    items = [f"{m.title}: {m.definition}." for m in wxdata.HEADLINE if m.key in shown]
     items.append(wxdata.HEADLINE_RULE)
     items.append("— means the run has no such configuration; a status word means it has one, but no ok repetition.")
     if partial:
