@@ -1,7 +1,7 @@
 """Every script on bad input: exit 2 naming file and line; no rows: exit 0, nothing written."""
 
 import pytest
-from conftest import HEADER, RUN_A, row, run_script, write_csv
+from wxplots_testlib import HEADER, RUN_A, row, run_script, write_csv
 
 SCRIPTS = ["plot.py", "report.py", "compare.py", "gnuplot_data.py", "terminal_chart.py"]
 

@@ -3,9 +3,18 @@
 import re
 
 import pytest
-from conftest import RUN_A, RUN_X86, median, ok_values, run_script
+from wxplots_testlib import RUN_A, RUN_X86, median, ok_values, run_script
 
 UNITS = {"ns": 1.0, "µs": 1e3, "ms": 1e6, "s": 1e9}
+
+
+@pytest.fixture(scope="session")
+def report_a(tmp_path_factory):
+    """report.py run once on RUN_A."""
+    out = tmp_path_factory.mktemp("report_a")
+    done = run_script("report.py", RUN_A, "--out", out)
+    assert done.returncode == 0, done.stderr
+    return out, done
 
 
 def md_table(md, heading):

@@ -1,16 +1,28 @@
 """scripts/compare.py: ratios, bootstrap intervals, Mann-Whitney U, outputs."""
 
+import csv
 import math
 import shutil
 
 import numpy as np
 import pytest
-from conftest import RUN_A, RUN_C, RUN_X86, png_size, run_script
+from wxplots_testlib import RUN_A, RUN_B, RUN_C, RUN_X86, png_size, run_script
 
 import compare
 import wxdata
 
 NS_METRICS = ["flip", "patch", "mprotect_1p_0v", "mprotect_1p_most", "icache_64", "icache_4k"]
+
+
+@pytest.fixture(scope="session")
+def compare_abc(tmp_path_factory):
+    """compare.py run once on RUN_A (base), RUN_B and RUN_C."""
+    out = tmp_path_factory.mktemp("compare_abc")
+    done = run_script("compare.py", RUN_A, RUN_B, RUN_C, "--out", out)
+    assert done.returncode == 0, done.stderr
+    with open(out / "compare.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return out, done, rows
 
 
 def pick(rows, metric, strategy, machine):

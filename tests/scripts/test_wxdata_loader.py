@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FIXTURES, HEADER, RUN_A, RUN_X86, median, ok_values, row, write_csv
+from wxplots_testlib import FIXTURES, HEADER, RUN_A, RUN_X86, median, ok_values, row, write_csv
 
 import wxdata
 

@@ -1,4 +1,8 @@
-"""Shared helpers for the tests of scripts/ (run: /usr/bin/python3 -m pytest tests/scripts -q)."""
+"""Shared helpers and fixtures for the tests of scripts/ (run: /usr/bin/python3 -m pytest tests/scripts -q).
+
+Not a conftest.py: `make test` runs pytest over all of tests/, whose own conftest.py
+its test modules import by name; a second module called conftest would shadow it.
+Each expensive script run is a session fixture in the one module that uses it."""
 
 import csv
 import statistics
@@ -7,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts"
@@ -66,32 +69,3 @@ def row(scenario="toggle_latency", strategy="mprotect", variant="flip", rep=1, n
         reason = '"' + reason.replace('"', '""') + '"'
     return (f"{machine},Synthetic Test CPU,Linux (synthetic),x86_64,4096,{scenario},{strategy},{variant},{threads},"
             f"{victims},{size},1,{core},{rep},1000,{ns},,,{status},{reason}")
-
-
-@pytest.fixture(scope="session")
-def plots_a(tmp_path_factory):
-    """plot.py run once on RUN_A."""
-    out = tmp_path_factory.mktemp("plots_a")
-    done = run_script("plot.py", RUN_A, "--out", out)
-    assert done.returncode == 0, done.stderr
-    return out, done
-
-
-@pytest.fixture(scope="session")
-def report_a(tmp_path_factory):
-    """report.py run once on RUN_A."""
-    out = tmp_path_factory.mktemp("report_a")
-    done = run_script("report.py", RUN_A, "--out", out)
-    assert done.returncode == 0, done.stderr
-    return out, done
-
-
-@pytest.fixture(scope="session")
-def compare_abc(tmp_path_factory):
-    """compare.py run once on RUN_A (base), RUN_B and RUN_C."""
-    out = tmp_path_factory.mktemp("compare_abc")
-    done = run_script("compare.py", RUN_A, RUN_B, RUN_C, "--out", out)
-    assert done.returncode == 0, done.stderr
-    with open(out / "compare.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    return out, done, rows

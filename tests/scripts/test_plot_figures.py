@@ -5,13 +5,22 @@ import shutil
 import matplotlib.image
 import numpy as np
 import pytest
-from conftest import RUN_A, RUN_X86, png_size, row, run_script, write_csv
+from wxplots_testlib import RUN_A, RUN_X86, png_size, row, run_script, write_csv
 
 import plot
 import wxdata
 
 SCENARIOS_A = ["harness", "toggle_latency", "mprotect_tlb", "dualmap_overhead", "icache_flush",
                "thread_contention", "wx_audit", "jit_workload"]
+
+
+@pytest.fixture(scope="session")
+def plots_a(tmp_path_factory):
+    """plot.py run once on RUN_A."""
+    out = tmp_path_factory.mktemp("plots_a")
+    done = run_script("plot.py", RUN_A, "--out", out)
+    assert done.returncode == 0, done.stderr
+    return out, done
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS_A)

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import RUN_A, RUN_X86, SCRIPTS
+from wxplots_testlib import RUN_A, RUN_X86, SCRIPTS
 
 MAKE = shutil.which("make")
 pytestmark = pytest.mark.skipif(MAKE is None, reason="make is not installed")

@@ -4,7 +4,7 @@ import os
 import shutil
 
 import pytest
-from conftest import RUN_A, RUN_X86, median, ok_values, png_size, run_script
+from wxplots_testlib import RUN_A, RUN_X86, median, ok_values, png_size, run_script
 
 GNUPLOT = shutil.which("gnuplot")
 needs_gnuplot = pytest.mark.skipif(GNUPLOT is None, reason="gnuplot is not installed (Debian: gnuplot-nox)")
