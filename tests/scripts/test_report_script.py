@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from wxplots_testlib import RUN_A, RUN_X86, median, ok_values, run_script
+from wxplots_testlib import RUN_A, RUN_X86, median, ok_values, row, run_script, write_csv
 
 UNITS = {"ns": 1.0, "µs": 1e3, "ms": 1e6, "s": 1e9}
 
@@ -149,3 +149,14 @@ def test_report_without_meta_says_so(tmp_path):
 def test_outputs_not_empty(report_a, name):
     out, _ = report_a
     assert (out / name).stat().st_size > 3000
+
+
+def test_run_with_no_ok_row_still_reports_why(tmp_path):
+    path = write_csv(tmp_path / "run" / "results.csv", [
+        row(strategy="mapjit", variant=v, status="unsupported", ns="", reason="needs macOS on Apple silicon")
+        for v in ("flip", "patch")])
+    done = run_script("report.py", path, "--out", tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "| toggle_latency | mapjit (flip, patch) | unsupported | 2 rows | needs macOS on Apple silicon |" in md
+    assert "## Figures" not in md and not list((tmp_path / "out").glob("*.png"))
