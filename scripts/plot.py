@@ -79,11 +79,10 @@ class Scene:
         return wxdata.core_classes(self.configs)
 
     def ok(self, core: str | None = None, **match) -> list:
-        """Configurations with at least one ok repetition, filtered by core class and fields."""
-        out = [c for c in self.configs if c.n and (core is None or c.core_class == core)]
-        for k, v in match.items():
-            out = [c for c in out if (getattr(c, k) in v if isinstance(v, (set, tuple, list)) else getattr(c, k) == v)]
-        return out
+        """Configurations with at least one ok repetition, of a core class (None: any) and
+        with the given field values."""
+        return [c for c in self.configs if c.n and (core is None or c.core_class == core)
+                and all(getattr(c, k) == v for k, v in match.items())]
 
     def of_core(self, core: str) -> list:
         return [c for c in self.configs if c.core_class == core]
@@ -149,7 +148,7 @@ class Scene:
                     if entries(ax):
                         ax.legend(*zip(*entries(ax)), loc="best", framealpha=0.85)
 
-    def finish(self, title: str, subtitle: str) -> list:
+    def finish(self, title: str, subtitle: str) -> None:
         """Legends, titles, the not-ok list and the footnote; sizes the figure in inches."""
         fig = self.fig
         nrows, ncols = self.grid
@@ -190,7 +189,6 @@ class Scene:
         for text, colour in reversed(footer):
             fig.text(0.15 / width, y / height, text, fontsize=7.5, va="bottom", color=colour)
             y += 0.165
-        return issue_lines
 
 
 def footnote(run: wxdata.Run) -> str:

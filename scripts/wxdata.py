@@ -630,10 +630,14 @@ class Metric:
     unit: str  # "ns" or "x" (a ratio)
     definition: str
     pick: Callable  # (configs of one strategy and core class) -> list of Config (1 or 2), or []
-    combine: Callable = staticmethod(lambda meds: meds[0])  # medians of the picked samples -> value
-    samples: Callable = staticmethod(lambda cfgs: [c.values() for c in cfgs])
-    note: Callable = staticmethod(lambda cfgs: "")
-    higher_is_better: bool = False
+    combine: Callable = None  # medians of the picked samples -> value (default: the one median)
+    samples: Callable = None  # picked configs -> one numpy array per config (default: ns_per_op)
+    note: Callable = None  # picked configs -> a few words shown beside the value (default: none)
+
+    def __post_init__(self):
+        self.combine = self.combine or (lambda meds: meds[0])
+        self.samples = self.samples or (lambda cfgs: [c.values() for c in cfgs])
+        self.note = self.note or (lambda cfgs: "")
 
 
 def select(configs, scenario, variant, **fixed):
@@ -695,7 +699,7 @@ HEADLINE = [
     Metric("scaling", "contention scaling", "x",
            "thread_contention/private: aggregate ops/s at the most threads divided by ops/s at 1 thread",
            _pick_scaling, combine=lambda meds: meds[0] / meds[1], samples=lambda cfgs: [throughput(c) for c in cfgs],
-           note=lambda cfgs: f"at {cfgs[0].threads} threads", higher_is_better=True),
+           note=lambda cfgs: f"at {cfgs[0].threads} threads"),
 ]
 HEADLINE_RULE = (
     "Each value is a " + MEDIAN_DEFINITION + ". Where a scenario also swept other parameters, "
