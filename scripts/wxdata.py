@@ -171,27 +171,30 @@ def _convert(record: dict, path: Path, line: int) -> Row:
     return Row(line=line, status=status, reason=record["reason"], extra=extra, **strings, **values)
 
 
-def read_results(path: Path | str) -> tuple[list[Row], list[str]]:
-    """Parse results.csv; returns (rows, warnings). Raises DataError on bad input."""
-    path = Path(path)
+def _read_text(path: Path) -> str:
+    """The file as text; DataError when it is missing, unreadable or not UTF-8."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, expected results.csv") from None
+        raise DataError(f"{path}: is a directory, expected a CSV file") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc.strerror}") from None
     try:
-        text = raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise DataError(f"{where(path, line)}: not UTF-8 text (byte 0x{raw[exc.start]:02x})") from None
-    warnings: list[str] = []
-    if not text.strip():
-        return [], warnings  # empty file: no header and no rows
+
+
+def _csv_records(path: Path, text: str, required, warnings: list):
+    """Yield (line where the record starts, {column: field}) from RFC 4180 text.
+
+    The header must hold the `required` columns (others are kept). A record cut short
+    at the very end of the file (an interrupted writer) is skipped with a warning;
+    any other malformed record is a DataError naming its line."""
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    rows: list[Row] = []
     header = None
     prev = 0
     try:
@@ -201,7 +204,7 @@ def read_results(path: Path | str) -> tuple[list[Row], list[str]]:
                 continue  # blank line
             if header is None:
                 header = [h.strip() for h in fields]
-                missing = [c for c in HEADER if c not in header]
+                missing = [c for c in required if c not in header]
                 if missing:
                     raise DataError(f"{where(path, start)}: missing columns: {', '.join(missing)}")
                 continue
@@ -212,24 +215,32 @@ def read_results(path: Path | str) -> tuple[list[Row], list[str]]:
                         f"{where(path, start)}: last record has {len(fields)} of {len(header)} fields "
                         "(run interrupted while writing?); skipped"
                     )
-                    break
+                    return
                 raise DataError(f"{where(path, start)}: {len(fields)} fields, header has {len(header)}")
-            rows.append(_convert(dict(zip(header, fields)), path, start))
+            yield start, dict(zip(header, fields))
     except csv.Error as exc:
-        if "unexpected end of data" in str(exc):  # a quoted field still open at the end of the file
-            warnings.append(
-                f"{where(path, prev + 1)}: last record ends inside a quoted field "
-                "(run interrupted while writing?); skipped"
-            )
-        else:
+        if "unexpected end of data" not in str(exc):
             raise DataError(f"{where(path, prev + 1)}: malformed CSV: {exc}") from None
-    return rows, warnings
+        # a quoted field still open at the end of the file
+        warnings.append(f"{where(path, prev + 1)}: last record ends inside a quoted field "
+                        "(run interrupted while writing?); skipped")
 
 
 def _is_last(reader) -> bool:
     for _ in reader:
         return False
     return True
+
+
+def read_results(path: Path | str) -> tuple[list[Row], list[str]]:
+    """Parse results.csv; returns (rows, warnings). Raises DataError on bad input."""
+    path = Path(path)
+    text = _read_text(path)
+    warnings: list[str] = []
+    if not text.strip():
+        return [], warnings  # empty file: no header and no rows
+    rows = [_convert(rec, path, line) for line, rec in _csv_records(path, text, HEADER, warnings)]
+    return rows, warnings
 
 
 # ---------------------------------------------------------------------------
@@ -529,36 +540,17 @@ def load_meta(run_dir: Path) -> tuple[dict | None, str | None]:
     return meta, None
 
 
-def load_audit(run_dir: Path) -> tuple[list[AuditRow] | None, Path | None]:
+def load_audit(run_dir: Path, warnings: list) -> tuple[list[AuditRow] | None, Path | None]:
+    """audit.csv beside results.csv, if there is one: (rows, path) or (None, None)."""
     path = run_dir / "audit.csv"
     if not path.exists():
         return None, None
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not UTF-8 text") from None
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    out, header, prev = [], None, 0
-    try:
-        for fields in reader:
-            start, prev = prev + 1, reader.line_num
-            if not fields:
-                continue
-            if header is None:
-                header = [h.strip() for h in fields]
-                missing = [c for c in AUDIT_COLUMNS if c not in header]
-                if missing:
-                    raise DataError(f"{where(path, start)}: missing columns: {', '.join(missing)}")
-                continue
-            if len(fields) != len(header):
-                raise DataError(f"{where(path, start)}: {len(fields)} fields, header has {len(header)}")
-            rec = dict(zip(header, fields))
-            result = rec["result"].strip()
-            if result not in AUDIT_RESULTS:
-                raise DataError(f"{where(path, start)}: result is {rec['result']!r}; expected yes, no or n/a")
-            out.append(AuditRow(start, rec["strategy"].strip(), rec["property"].strip(), result, rec["evidence"]))
-    except csv.Error as exc:
-        raise DataError(f"{where(path, prev + 1)}: malformed CSV: {exc}") from None
+    out = []
+    for line, rec in _csv_records(path, _read_text(path), AUDIT_COLUMNS, warnings):
+        result = rec["result"].strip()
+        if result not in AUDIT_RESULTS:
+            raise DataError(f"{where(path, line)}: result is {rec['result']!r}; expected yes, no or n/a")
+        out.append(AuditRow(line, rec["strategy"].strip(), rec["property"].strip(), result, rec["evidence"]))
     return out, path
 
 
@@ -568,7 +560,7 @@ def load_run(arg: Path | str) -> Run:
         raise DataError(f"{arg}: no such run directory or file")
     rows, warnings = read_results(csv_path)
     meta, note = load_meta(run_dir)
-    audit, audit_path = load_audit(run_dir)
+    audit, audit_path = load_audit(run_dir, warnings)
     return Run(run_dir, csv_path, rows, warnings, meta, note, audit, audit_path)
 
 
