@@ -188,8 +188,7 @@ class Side:
 def load_sides(paths: list[Path]) -> list[Side]:
     runs = []
     for p in paths:
-        run = wxdata.load_run(p)
-        wxdata.print_warnings(run)
+        run = wxdata.open_run(p)
         if not run.has_ok_rows:
             print(f"note: {run.csv_path}: no ok rows; left out of the comparison", file=sys.stderr)
             continue

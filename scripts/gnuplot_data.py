@@ -14,7 +14,6 @@ Only ok repetitions are summarised; configurations that are not ok are left out
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import subprocess
 import sys
@@ -121,14 +120,12 @@ def run_gnuplot(gnuplot: str, script: Path, variables: dict) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("run", metavar="RUN_DIR", help="data/<machine>/<run> or a results.csv path")
+    ap = wxdata.run_parser(__doc__)
     ap.add_argument("--out", metavar="PLOTS_DIR", help="output folder (default: plots/<machine>/<run>)")
     ap.add_argument("--data-only", action="store_true", help="write the .dat files, do not run gnuplot")
     ap.add_argument("--gnuplot", default="gnuplot", help="gnuplot program (default: gnuplot on PATH)")
     args = ap.parse_args(argv)
-    run = wxdata.load_run(args.run)
-    wxdata.print_warnings(run)
+    run = wxdata.open_run(args.run)
     if not run.has_ok_rows:
         raise wxdata.NoData(f"{run.csv_path}: no ok rows; nothing to draw, nothing written")
     core = wxdata.preferred_core_class(run)

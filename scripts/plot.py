@@ -16,7 +16,6 @@ Adding a figure for a new scenario = one function registered in FIGURES.
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import textwrap
@@ -664,8 +663,7 @@ def draw_run(run: wxdata.Run, out_dir: Path) -> list[Output]:
 
 def load_drawable(arg: str) -> wxdata.Run:
     """Load a run; NoData when there is no ok row to draw (nothing is written then)."""
-    run = wxdata.load_run(arg)
-    wxdata.print_warnings(run)
+    run = wxdata.open_run(arg)
     if not run.rows:
         raise wxdata.NoData(f"{run.csv_path}: no rows; nothing to draw, nothing written")
     if not run.has_ok_rows:
@@ -676,9 +674,7 @@ def load_drawable(arg: str) -> wxdata.Run:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("run", metavar="RUN_DIR", help="data/<machine>/<run> or a results.csv path")
+    ap = wxdata.run_parser(__doc__)
     ap.add_argument("--out", metavar="PLOTS_DIR", help="output folder (default: plots/<machine>/<run>)")
     args = ap.parse_args(argv)
     run = load_drawable(args.run)

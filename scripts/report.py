@@ -14,7 +14,6 @@ absent is left out.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import sys
@@ -391,12 +390,10 @@ def build(run: wxdata.Run, out_dir: Path) -> Doc:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("run", metavar="RUN_DIR", help="data/<machine>/<run> or a results.csv path")
+    ap = wxdata.run_parser(__doc__)
     ap.add_argument("--out", metavar="DIR", help="output folder (default: plots/<machine>/<run>)")
     args = ap.parse_args(argv)
-    run = wxdata.load_run(args.run)
-    wxdata.print_warnings(run)
+    run = wxdata.open_run(args.run)
     if not run.rows:
         raise wxdata.NoData(f"{run.csv_path}: no rows; nothing to report, nothing written")
     out_dir = wxdata.output_dir(run, args.out)

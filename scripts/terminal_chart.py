@@ -12,7 +12,6 @@ With several core classes, P (else any) is shown.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import subprocess
 import sys
@@ -63,13 +62,11 @@ plot $data using 2:xtic(1) title "flip (*)", '' using 3 title "patch (#)"
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("run", metavar="RUN_DIR", help="data/<machine>/<run> or a results.csv path")
+    ap = wxdata.run_parser(__doc__)
     ap.add_argument("--gnuplot", default="gnuplot", help="gnuplot program (default: gnuplot on PATH)")
     ap.add_argument("--size", default="100x28", help="chart size in characters, COLSxROWS (default 100x28)")
     args = ap.parse_args(argv)
-    run = wxdata.load_run(args.run)
-    wxdata.print_warnings(run)
+    run = wxdata.open_run(args.run)
     core = wxdata.preferred_core_class(run)
     rows = [(s, st) for s, st in toggle_medians(run, core) if st["flip"] or st["patch"]]
     drawn = {s for s, _ in rows}

@@ -16,6 +16,7 @@ Every script under scripts/ reads data through this module, so the CSV contract
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
@@ -824,6 +825,20 @@ def run_main(main: Callable[[], int | None]) -> None:
         print(str(exc))
         sys.exit(0)
     sys.exit(status or 0)
+
+
+def run_parser(doc: str) -> argparse.ArgumentParser:
+    """An argument parser for a script taking one run: RUN_DIR or its results.csv."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("run", metavar="RUN_DIR", help="data/<machine>/<run> or a results.csv path")
+    return ap
+
+
+def open_run(arg: Path | str) -> Run:
+    """load_run, then print its warnings and what is missing (meta.json) to stderr."""
+    run = load_run(arg)
+    print_warnings(run)
+    return run
 
 
 def print_warnings(run: Run) -> None:
