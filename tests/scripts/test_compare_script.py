@@ -1,0 +1,141 @@
+"""scripts/compare.py: ratios, bootstrap intervals, Mann-Whitney U, outputs."""
+
+import csv
+import math
+import shutil
+
+import numpy as np
+import pytest
+from wxplots_testlib import RUN_A, RUN_B, RUN_C, RUN_X86, png_size, run_script
+
+import compare
+import wxdata
+
+NS_METRICS = ["flip", "patch", "mprotect_1p_0v", "mprotect_1p_most", "icache_64", "icache_4k"]
+
+
+@pytest.fixture(scope="session")
+def compare_abc(tmp_path_factory):
+    """compare.py run once on RUN_A (base), RUN_B and RUN_C."""
+    out = tmp_path_factory.mktemp("compare_abc")
+    done = run_script("compare.py", RUN_A, RUN_B, RUN_C, "--out", out)
+    assert done.returncode == 0, done.stderr
+    with open(out / "compare.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return out, done, rows
+
+
+def pick(rows, metric, strategy, machine):
+    (r,) = [r for r in rows if (r["metric"], r["strategy"], r["machine"]) == (metric, strategy, machine)]
+    return r
+
+
+@pytest.mark.parametrize("metric", NS_METRICS)
+def test_machine_exactly_twice_as_slow_gives_ratio_2_significant(compare_abc, metric):
+    _, _, rows = compare_abc
+    r = pick(rows, metric, "mprotect", "synthetic-chip-b")
+    assert float(r["ratio"]) == pytest.approx(2.0, rel=1e-9)
+    lo, hi = float(r["ci_low"]), float(r["ci_high"])
+    assert 1.8 < lo < 2.0 < hi < 2.2
+    assert float(r["p_value"]) < 0.05 and r["significant"] == "yes"
+    assert r["base"] == "synthetic-chip-a" and r["base_n"] == "5" and r["n"] == "5"
+
+
+@pytest.mark.parametrize("metric", NS_METRICS + ["scaling"])
+def test_identical_machines_are_not_significant(compare_abc, metric):
+    _, _, rows = compare_abc
+    r = pick(rows, metric, "mprotect", "synthetic-chip-c")
+    assert float(r["ratio"]) == pytest.approx(1.0, rel=1e-12)
+    assert float(r["ci_low"]) <= 1.0 <= float(r["ci_high"])
+    assert r["significant"] == "no"
+
+
+def test_scaling_ratio_is_unchanged_when_every_op_is_twice_as_slow(compare_abc):
+    _, _, rows = compare_abc
+    r = pick(rows, "scaling", "mprotect", "synthetic-chip-b")
+    assert float(r["ratio"]) == pytest.approx(1.0, rel=1e-9)
+    assert r["p_value"] == "" and r["significant"] == "no"  # a ratio of two configurations: no U test
+
+
+def test_absent_and_unsupported_have_no_ratio(compare_abc):
+    _, _, rows = compare_abc
+    r = pick(rows, "flip", "rwx", "synthetic-chip-b")
+    assert r["ratio"] == "" and r["base_status"] == "unsupported" and r["significant"] == ""
+
+
+def test_markdown_html_and_figures(compare_abc):
+    out, done, _ = compare_abc
+    md = (out / "compare.md").read_text()
+    assert "| mprotect | synthetic-chip-b | 1.50 µs | 3.00 µs | 2.00× |" in md
+    assert "| significant |" in md and "| not significant |" in md
+    assert "percentile bootstrap with 10000 resamples" in md and "Mann-Whitney U" in md
+    assert "Base machine: synthetic-chip-a." in md
+    for metric in NS_METRICS + ["scaling"]:
+        png = out / f"compare_{metric}.png"
+        w, h = png_size(png)
+        assert w >= 700 and h >= 400 and png.stat().st_size > 15_000
+    page = (out / "compare.html").read_text()
+    assert page.count('src="data:image/png;base64,') == 7 and "https://" not in page
+    assert str(out / "compare.html") in done.stdout
+
+
+def test_mann_whitney_against_hand_computed_values():
+    u, p = compare.mann_whitney_u([1, 2, 3], [4, 5, 6])
+    assert u == 0
+    assert p == pytest.approx(math.erfc((4.5 - 0.5) / math.sqrt(9 * 7 / 12) / math.sqrt(2)))  # ~0.0809
+    # ties: ranks 1 | 3 3 3 | 5.5 5.5 | 7.5 7.5; U(x) = 12.5 - 10; tie term 24 + 6 + 6
+    u, p = compare.mann_whitney_u([1, 2, 2, 3], [2, 3, 4, 4])
+    assert u == 2.5
+    var = 16 / 12 * (9 - 36 / 56)
+    assert p == pytest.approx(math.erfc((5.5 - 0.5) / math.sqrt(var) / math.sqrt(2)))
+    assert p == pytest.approx(0.1342, abs=1e-4)
+    assert compare.mann_whitney_u([5, 5, 5], [5, 5, 5]) == (4.5, 1.0)
+    a, b = [3.1, 2.2, 5.0, 4.4], [1.0, 6.5, 7.1]
+    ua, pa = compare.mann_whitney_u(a, b)
+    ub, pb = compare.mann_whitney_u(b, a)
+    assert ua + ub == len(a) * len(b) and pa == pytest.approx(pb)
+
+
+def test_bootstrap_is_reproducible_and_brackets_the_ratio():
+    metric = wxdata.metric("flip")
+    base = [np.array([10.0, 10.1, 9.9, 10.2, 9.8])]
+    other = [base[0] * 3]
+    first = compare.bootstrap_ratio(metric, base, other, seed=7)
+    assert first == compare.bootstrap_ratio(metric, base, other, seed=7)
+    assert first[0] < 3 < first[1] and first[1] - first[0] < 0.3
+    same = compare.bootstrap_ratio(metric, base, base, seed=7)
+    assert same[0] < 1 < same[1]
+
+
+def test_default_runs_are_latest_per_machine_and_base_option(tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(RUN_X86, data / "synthetic-x86-linux" / "20250104T000000Z")
+    shutil.copytree(RUN_A, data / "synthetic-chip-a" / "20250101T000000Z")
+    (data / "synthetic-chip-a" / "20240101T000000Z").mkdir(parents=True)  # an older run of the same machine
+    shutil.copy(RUN_C / "results.csv", data / "synthetic-chip-a" / "20240101T000000Z" / "results.csv")
+    done = run_script("compare.py", "--base", "synthetic-x86-linux", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "plots" / "compare" / "synthetic-x86-linux_vs_synthetic-chip-a"
+    md = (out / "compare.md").read_text()
+    assert "synthetic-chip-a: run 20250101T000000Z" in md and "20240101T000000Z" not in md
+    assert "Base machine: synthetic-x86-linux." in md
+    assert "| mprotect | synthetic-chip-a | 900 ns | 1.50 µs | 1.67× |" in md
+    bad = run_script("compare.py", "--base", "no-such-machine", cwd=tmp_path)
+    assert bad.returncode == 2 and "no-such-machine" in bad.stderr
+
+
+def test_one_run_is_nothing_to_compare(tmp_path):
+    done = run_script("compare.py", RUN_A, "--out", tmp_path / "out")
+    assert done.returncode == 0 and "need two runs" in done.stdout
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("low,high,p,expected", [
+    (1.5, 2.5, 0.01, "significant"),
+    (1.5, 2.5, 0.08, "not significant"),  # interval clear of 1, but the U test does not agree
+    (0.9, 2.5, 0.01, "not significant"),  # interval holds 1
+    (1.5, 2.5, None, "significant"),  # no U test for ratio metrics: the interval decides
+])
+def test_significance_needs_interval_clear_of_1_and_small_p(low, high, p, expected):
+    r = compare.Ratio(wxdata.metric("flip"), "mprotect", None, None, None, None, ratio=2.0, low=low, high=high, p=p)
+    assert r.verdict == expected
