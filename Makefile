@@ -116,7 +116,7 @@ bench: deps-bench
 .PHONY: after-bench
 ifneq ($(wildcard scripts/plots.mk),)
 include scripts/plots.mk
-after-bench: plots report terminal-chart
+after-bench: report terminal-chart
 else
 after-bench:
 	@true
