@@ -6,7 +6,9 @@
 #include "runner.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -97,10 +99,14 @@ static void probe_write_hook(const wx_strategy *s, wx_probe *p, wx_region *r)
     add_note(p, "writable only inside write_code (pthread_jit_write_with_callback_np): exec-while-writable and "
                 "another thread's write are not tried");
     h.value = 0x2468aceu;
-    wx_try(do_write_code, &h);
-    if (h.err != 0) {
+    h.err = 0;
+    int sig = after_fault(wx_try(do_write_code, &h));
+    if (sig != 0 || h.err != 0) {
         char e[WX_REASON_LEN];
-        wx_why_errno(e, sizeof e, "write_code", h.err);
+        if (sig != 0)
+            snprintf(e, sizeof e, "the second write_code died of %s", wx_signal_name(sig));
+        else
+            wx_why_errno(e, sizeof e, "the second write_code", h.err);
         add_note(p, e);
         return;
     }
@@ -237,6 +243,9 @@ void wx_probe_strategy(const wx_strategy *s, wx_probe *p)
     count_regions(s, p, (size_t)page);
 }
 
+/* Seconds one strategy's probe may take before its child is killed. */
+#define WX_PROBE_TIMEOUT_S 30
+
 /* "yes"/"no" from a fault signal: faulted => yes. */
 static const char *faulted(int sig, char *buf, size_t len)
 {
@@ -323,7 +332,23 @@ int wx_probe_all(FILE *out)
         char buf[2048];
         ssize_t n;
         size_t total = 0;
-        while ((n = read(fds[0], buf, sizeof buf)) > 0) {
+        int timed_out = 0;
+        uint64_t deadline = wx_now_ns() + (uint64_t)WX_PROBE_TIMEOUT_S * 1000000000u;
+        for (;;) {
+            uint64_t now = wx_now_ns();
+            if (pid > 0 && now >= deadline) {
+                timed_out = 1;
+                kill(pid, SIGKILL);
+                break;
+            }
+            struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+            int r = poll(&pfd, 1, (int)((deadline - now) / 1000000u) + 1);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r == 0)
+                continue;
+            if (r < 0 || (n = read(fds[0], buf, sizeof buf)) <= 0)
+                break;
             fwrite(buf, 1, (size_t)n, out);
             total += (size_t)n;
         }
@@ -331,7 +356,10 @@ int wx_probe_all(FILE *out)
         int st = 0;
         while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR)
             ;
-        if (pid < 0) {
+        if (timed_out) {
+            fprintf(out, "%-16s probe timed out: no answer within %d s (killed)\n", s->name, WX_PROBE_TIMEOUT_S);
+            bad = 1;
+        } else if (pid < 0) {
             fprintf(out, "%-16s not probed: fork: %s (errno %d)\n", s->name, strerror(fork_err), fork_err);
             bad = 1;
         } else if (WIFSIGNALED(st)) {
