@@ -147,3 +147,4 @@ sanitize:
 
 clean:
 	rm -rf $(B)
+include cross.mk

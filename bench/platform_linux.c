@@ -52,7 +52,11 @@ static int cpu_flag(const char *flag)
     static char flags[8192];
     static int have = -1;
     if (have < 0)
+#if defined(__aarch64__)
+        have = cpuinfo_field("Features", flags, sizeof flags); /* "flags" would be a qemu-user host's */
+#else
         have = cpuinfo_field("flags", flags, sizeof flags) || cpuinfo_field("Features", flags, sizeof flags);
+#endif
     if (!have)
         return -1;
     size_t k = strlen(flag);
@@ -74,6 +78,47 @@ static long read_long_file(const char *path, long fallback)
     return v;
 }
 
+#if defined(__aarch64__)
+/* Name an arm64 CPU from the MIDR fields of /proc/cpuinfo. Under qemu-user
+ * the file describes the host (x86 "model name", no "CPU implementer"):
+ * then the chip says so rather than naming the host's CPU as this one. */
+static void arm64_chip(wx_machine *m)
+{
+    static const struct {
+        unsigned impl, part;
+        const char *name;
+    } known[] = {
+        {0x41, 0xd03, "ARM Cortex-A53"}, {0x41, 0xd05, "ARM Cortex-A55"}, {0x41, 0xd07, "ARM Cortex-A57"},
+        {0x41, 0xd08, "ARM Cortex-A72"}, {0x41, 0xd0b, "ARM Cortex-A76"}, {0x41, 0xd0c, "ARM Neoverse-N1"},
+        {0x41, 0xd40, "ARM Neoverse-V1"}, {0x41, 0xd49, "ARM Neoverse-N2"}, {0x41, 0xd4f, "ARM Neoverse-V2"},
+        {0x41, 0xd8e, "ARM Neoverse-N3"}, {0x41, 0xd84, "ARM Neoverse-V3"},
+        {0xc0, 0xac3, "Ampere-1"}, {0xc0, 0xac4, "Ampere-1a"}, {0x46, 0x001, "Fujitsu A64FX"},
+    };
+    char impl[32] = "", part[32] = "", host[128] = "";
+    if (cpuinfo_field("CPU implementer", impl, sizeof impl)) {
+        cpuinfo_field("CPU part", part, sizeof part);
+        unsigned i = (unsigned)strtoul(impl, NULL, 0), p = (unsigned)strtoul(part, NULL, 0);
+        const char *name = NULL;
+        for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
+            if (known[k].impl == i && known[k].part == p)
+                name = known[k].name;
+        if (name)
+            snprintf(m->chip, sizeof m->chip, "%s", name);
+        else
+            snprintf(m->chip, sizeof m->chip, "ARM implementer %s part %s", impl, part);
+        m->emulated = 0;
+    } else if (cpuinfo_field("model name", host, sizeof host) || cpuinfo_field("vendor_id", host, sizeof host)) {
+        /* An arm64 process reading another architecture's cpuinfo: user-mode
+         * emulation (qemu-user through binfmt_misc or by hand). */
+        snprintf(m->chip, sizeof m->chip, "emulated arm64 on %.100s", host);
+        m->emulated = 1;
+    } else {
+        snprintf(m->chip, sizeof m->chip, "unknown arm64 CPU");
+        m->emulated = -1;
+    }
+}
+#endif
+
 void wx_machine_describe(wx_machine *m)
 {
     memset(m, 0, sizeof *m);
@@ -93,6 +138,9 @@ void wx_machine_describe(wx_machine *m)
 #elif defined(__aarch64__)
     snprintf(m->arch, sizeof m->arch, "arm64");
 #endif
+#if defined(__aarch64__)
+    arm64_chip(m);
+#else
     if (!cpuinfo_field("model name", m->chip, sizeof m->chip)) {
         char impl[32] = "", part[32] = "";
         cpuinfo_field("CPU implementer", impl, sizeof impl);
@@ -102,6 +150,8 @@ void wx_machine_describe(wx_machine *m)
         else
             snprintf(m->chip, sizeof m->chip, "unknown %s CPU", m->arch);
     }
+    m->emulated = 0;
+#endif
     m->page_size = sysconf(_SC_PAGESIZE);
     m->cache_line = read_long_file("/sys/devices/system/cpu/cpu0/cache/index0/coherency_line_size", 0);
 #ifdef _SC_LEVEL1_DCACHE_LINESIZE
@@ -255,6 +305,43 @@ int wx_pin_thread(int index, char *why, size_t len)
 int wx_current_cpu(void)
 {
     return sched_getcpu();
+}
+
+const char *wx_pin_method(void)
+{
+    if (wx_cpu_for_index(0) < 0)
+        return "none: pinning failed";
+    return "sched_setaffinity: the measuring thread of every child on this CPU; "
+           "extra threads pinned one per other allowed CPU by index";
+}
+
+int wx_core_classes(const char **classes, int max)
+{
+    /* Linux big.LITTLE machines exist, but wxbench does not split them yet. */
+    if (max < 1)
+        return 0;
+    classes[0] = "any";
+    return 1;
+}
+
+int wx_set_core_class(const char *cls, char *why, size_t len)
+{
+    if (strcmp(cls, "any") == 0)
+        return 0;
+    snprintf(why, len, "core class %s exists on Apple silicon only", cls);
+    return EINVAL;
+}
+
+int wx_cpu_class(int cpu)
+{
+    (void)cpu;
+    return 0;
+}
+
+void wx_jit_thread_reset(void)
+{
+    /* No per-thread JIT write state on Linux (pkey regions are reset by
+     * their strategy's end_write). */
 }
 
 uint64_t wx_tlb_shootdowns(int *ok)

@@ -46,7 +46,8 @@ static int g_pipe_fd = -1;       /* child -> parent messages */
 static const char *g_scenario;   /* this child's scenario */
 static const char *g_strategy;   /* this child's strategy name */
 static const wx_strategy *g_strategy_ptr;
-static const char *g_core_class = "any";
+static const char *g_core_class = "any"; /* core_class of the rows being written */
+static int g_nclasses = 1;       /* core classes single-thread cases run on (2 on Apple silicon) */
 static int g_repetitions;
 static double g_min_time;
 
@@ -57,7 +58,12 @@ typedef struct entry {
     char *unsupported;   /* reason, or NULL when measured */
     int manual_time;     /* the body reports its time (wx_add_case_manual_time) */
     char name[256];
+    const char *core_class;  /* "P", "E" (Apple silicon) or "any": where it is measured */
+    uint64_t cpus_seen;      /* CPUs (< 64) its measuring thread was seen on (P/E cases only) */
+    int cpu_unknown;         /* seen on a CPU wx_current_cpu could not name (or >= 64) */
 } entry;
+
+static entry *g_running;     /* the case whose body runs now (its thread 0 sets it) */
 
 static entry *g_entries;
 static size_t g_nentries, g_cap;
@@ -138,7 +144,52 @@ static entry *new_entry(const wx_case *c)
         e->c.batch = 1;
     if (!e->c.variant)
         e->c.variant = "";
+    e->core_class = "any";
     return e;
+}
+
+/* Note which CPU the measuring thread of a P/E case is on now. */
+static void note_cpu(entry *e)
+{
+    if (!e || strcmp(e->core_class, "any") == 0)
+        return;
+    int cpu = wx_current_cpu();
+    if (cpu >= 0 && cpu < 64)
+        e->cpus_seen |= 1ull << cpu;
+    else
+        e->cpu_unknown = 1;
+}
+
+/* The reason text of an ok row of a P/E case whose measuring thread was
+ * seen outside its class, or on CPUs of unknown class; "" otherwise. Over
+ * all repetitions of the case: Google Benchmark reports them together. */
+static void core_class_note(const entry *e, char *out, size_t len)
+{
+    out[0] = 0;
+    if (strcmp(e->core_class, "any") == 0 || (!e->cpus_seen && !e->cpu_unknown))
+        return;
+    char outside[160] = "", unknown[160] = "", all[200] = "";
+    size_t no = 0, nu = 0, na = 0;
+    for (int c = 0; c < 64; c++) {
+        if (!(e->cpus_seen >> c & 1))
+            continue;
+        int cls = wx_cpu_class(c);
+        na += (size_t)snprintf(all + na, na < sizeof all ? sizeof all - na : 0, "%s%d", na ? "," : "", c);
+        if (cls == 0)
+            nu += (size_t)snprintf(unknown + nu, nu < sizeof unknown ? sizeof unknown - nu : 0, "%s%d",
+                                   nu ? "," : "", c);
+        else if (cls != e->core_class[0])
+            no += (size_t)snprintf(outside + no, no < sizeof outside ? sizeof outside - no : 0, "%s%d%c",
+                                   no ? "," : "", c, cls);
+        if (na >= sizeof all || nu >= sizeof unknown || no >= sizeof outside)
+            break;
+    }
+    if (outside[0])
+        snprintf(out, len, "note: the measuring thread left core class %s during this case's repetitions: seen on "
+                 "CPU %s (CPUs seen: %s)", e->core_class, outside, all);
+    else if (unknown[0] || e->cpu_unknown)
+        snprintf(out, len, "note: core class %s not checked: the class of CPU %s is unknown (see cpu_class_map in "
+                 "meta.json)", e->core_class, unknown[0] ? unknown : "(number not available)");
 }
 
 void wx_add_case(const wx_case *c, wx_bench_fn body)
@@ -192,6 +243,8 @@ int wx_bench_threads(const wx_bench *b)
 
 void wx_bench_counters_begin(wx_bench *b)
 {
+    if (wxgb_thread_index(b) == 0)
+        note_cpu(g_running);
     wx_counters *c = wxgb_scratch(b, sizeof *c);
     wx_counters_begin(c);
     if (wxgb_thread_index(b) != 0)
@@ -207,6 +260,8 @@ void wx_bench_counters_end(wx_bench *b)
         wxgb_set_counter(b, "cycles_per_op", cycles);
     if (tlb >= 0 && wxgb_thread_index(b) == 0)
         wxgb_set_counter(b, "tlb_per_op", tlb);
+    if (wxgb_thread_index(b) == 0)
+        note_cpu(g_running);
 }
 
 int wx_test_inject(const char *fault)
@@ -241,10 +296,32 @@ const wx_scenario *wx_scenario_find(const char *name)
 static void trampoline(wxgb_state *st, void *arg)
 {
     entry *e = arg;
-    if (wxgb_thread_index(st) == 0)
-        send_msg("V %s\t%d\t%d\t%" PRIu64 "\t%d\n", e->c.variant, e->c.threads, e->c.victims,
-                 e->c.size_bytes, e->c.batch);
+    int first = wxgb_thread_index(st) == 0;
+    wx_jit_thread_reset(); /* no JIT write state left over from an earlier case */
+    if (first) {
+        send_msg("V %s\t%d\t%d\t%" PRIu64 "\t%d\t%s\n", e->c.variant, e->c.threads, e->c.victims,
+                 e->c.size_bytes, e->c.batch, e->core_class);
+        if (g_nclasses > 1) {
+            char why[WX_REASON_LEN] = "";
+            if (wx_set_core_class(e->core_class, why, sizeof why) != 0 && strcmp(e->core_class, "any") != 0) {
+                char msg[WX_REASON_LEN + 64];
+                snprintf(msg, sizeof msg, "unsupported: core class %s: %s", e->core_class, why);
+                wxgb_fail(st, msg);
+                return;
+            }
+        }
+        g_running = e;
+        note_cpu(e);
+    }
     e->body(st, g_strategy_ptr, &e->c);
+    if (first) {
+        note_cpu(e);
+        g_running = NULL;
+        if (g_nclasses > 1 && strcmp(e->core_class, "any") != 0) {
+            char why[WX_REASON_LEN];
+            wx_set_core_class("any", why, sizeof why); /* threads Google Benchmark starts next inherit no class */
+        }
+    }
 }
 
 static void on_result(const wxgb_result *r, void *ctx)
@@ -253,6 +330,7 @@ static void on_result(const wxgb_result *r, void *ctx)
     entry *e = r->arg;
     if (!e)
         return;
+    g_core_class = e->core_class;
     if (r->error) {
         const char *msg = r->message && r->message[0] ? r->message : "failed without a message";
         if (strncmp(msg, "unsupported: ", 13) == 0)
@@ -261,7 +339,9 @@ static void on_result(const wxgb_result *r, void *ctx)
             emit_row(&e->c, r->repetition, r->iterations, -1, -1, -1, "failed", msg);
         return;
     }
-    emit_row(&e->c, r->repetition, r->iterations, r->ns_per_op, r->cycles_per_op, r->tlb_per_op, "ok", "");
+    char note[WX_REASON_LEN];
+    core_class_note(e, note, sizeof note);
+    emit_row(&e->c, r->repetition, r->iterations, r->ns_per_op, r->cycles_per_op, r->tlb_per_op, "ok", note);
 }
 
 /* The child's whole life: returns its exit status. */
@@ -269,6 +349,7 @@ static int child_main(const wx_scenario *sc, const char *strategy)
 {
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
+    wx_jit_thread_reset();
     g_scenario = sc->name;
     g_strategy = strategy;
     g_strategy_ptr = strcmp(strategy, "none") == 0 ? NULL : wx_strategy_find(strategy);
@@ -335,14 +416,35 @@ static int child_main(const wx_scenario *sc, const char *strategy)
 
     sc->register_cases(&run);
 
+    /* Every measured single-thread case once per core class (P and E on
+     * Apple silicon; just "any" elsewhere). Copies are appended, so all
+     * entries exist before any is registered (registration keeps pointers). */
+    const char *classes[4];
+    g_nclasses = wx_core_classes(classes, 4);
+    if (g_nclasses > 1) {
+        size_t n0 = g_nentries;
+        for (size_t i = 0; i < n0; i++) {
+            if (g_entries[i].unsupported || g_entries[i].c.threads != 1)
+                continue;
+            g_entries[i].core_class = classes[0];
+            for (int k = 1; k < g_nclasses; k++) {
+                entry copy = g_entries[i];
+                entry *d = new_entry(&copy.c);
+                *d = copy;
+                d->core_class = classes[k];
+            }
+        }
+    }
+
     for (size_t i = 0; i < g_nentries; i++) {
         entry *e = &g_entries[i];
         if (e->unsupported) {
             emit_row(&e->c, 1, 0, -1, -1, -1, "unsupported", e->unsupported);
             continue;
         }
-        snprintf(e->name, sizeof e->name, "%s/%s/%s/threads:%d/victims:%d/size:%" PRIu64 "/batch:%d/case:%zu",
-                 sc->name, strategy, e->c.variant, e->c.threads, e->c.victims, e->c.size_bytes, e->c.batch, i);
+        snprintf(e->name, sizeof e->name, "%s/%s/%s/threads:%d/victims:%d/size:%" PRIu64 "/batch:%d/case:%zu%s%s",
+                 sc->name, strategy, e->c.variant, e->c.threads, e->c.victims, e->c.size_bytes, e->c.batch, i,
+                 g_nclasses > 1 ? "/class:" : "", g_nclasses > 1 ? e->core_class : "");
         wxgb_options o = {
             .threads = e->c.threads,
             .repetitions = g_repetitions,
@@ -449,11 +551,16 @@ static void write_meta(int finished, int interrupted, const counts *n, double el
     fputs(",\n", f);
     fputs("  \"gbench_version\": ", f); wx_json_str(f, wxgb_version()); fputs(",\n", f);
     wx_machine_write_meta(&g_machine, f);
-    fprintf(f, "  \"core_class\": \"any\",\n");
+    const char *classes[4];
+    int ncls = wx_core_classes(classes, 4);
+    fputs("  \"core_classes\": [", f);
+    for (int i = 0; i < ncls; i++) {
+        fputs(i ? ", " : "", f);
+        wx_json_str(f, classes[i]);
+    }
+    fputs("],\n", f);
     fprintf(f, "  \"pinning\": {\"measuring_cpu\": %d, \"method\": ", g_measuring_cpu);
-    wx_json_str(f, g_measuring_cpu >= 0 ? "sched_setaffinity: the measuring thread of every child on this CPU; "
-                                          "extra threads pinned one per other allowed CPU by index"
-                                        : "none: pinning failed");
+    wx_json_str(f, wx_pin_method());
     fputs("},\n", f);
     fprintf(f, "  \"icache_method\": ");
     wx_json_str(f, wx_icache_method());
@@ -473,7 +580,7 @@ static void write_meta(int finished, int interrupted, const counts *n, double el
 
 /* Parse a "V variant\tthreads\tvictims\tsize\tbatch" message into the case
  * the parent reports if the child dies. */
-static void parse_case(char *msg, wx_case *c, char *variant, size_t vlen)
+static void parse_case(char *msg, wx_case *c, char *variant, size_t vlen, char *cls, size_t clen)
 {
     char *save = NULL;
     char *v = strtok_r(msg, "\t", &save);
@@ -487,6 +594,8 @@ static void parse_case(char *msg, wx_case *c, char *variant, size_t vlen)
     c->size_bytes = t ? strtoull(t, NULL, 10) : 0;
     t = strtok_r(NULL, "\t", &save);
     c->batch = t ? atoi(t) : 1;
+    t = strtok_r(NULL, "\t", &save);
+    snprintf(cls, clen, "%s", t ? t : "any");
 }
 
 /* Run one (scenario, strategy) child; rows go to results.csv. */
@@ -523,6 +632,7 @@ static void run_pair(const wx_scenario *sc, const char *strategy, counts *n, int
     size_t have = 0;
     wx_case last = {.variant = "", .threads = 1, .batch = 1};
     char variant[128] = "";
+    char cls[8] = "any";
     int eof = 0, timed_out = 0;
     while (!eof) {
         if (g_interrupted)
@@ -554,7 +664,7 @@ static void run_pair(const wx_scenario *sc, const char *strategy, counts *n, int
             if (line[0] == 'R' && line[1] == ' ')
                 count_status(n, line + 2);
             else if (line[0] == 'V' && line[1] == ' ')
-                parse_case(line + 2, &last, variant, sizeof variant);
+                parse_case(line + 2, &last, variant, sizeof variant, cls, sizeof cls);
             line = nl + 1;
         }
         have = strlen(line);
@@ -574,6 +684,7 @@ static void run_pair(const wx_scenario *sc, const char *strategy, counts *n, int
     /* Rows the parent writes for the child. */
     g_scenario = sc->name;
     g_strategy = strategy;
+    g_core_class = cls;
     char reason[512];
     const char *where = last.variant[0] ? last.variant : "(before any case started)";
     if (timed_out) {
@@ -596,6 +707,7 @@ static void run_pair(const wx_scenario *sc, const char *strategy, counts *n, int
         emit_row(&last, 1, 0, -1, -1, -1, "failed", reason);
         count_status(n, "failed");
     }
+    g_core_class = "any";
     double secs = (double)(wx_now_ns() - t0) / 1e9;
     double all = (double)(wx_now_ns() - t_start) / 1e9;
     fprintf(stderr, "%5.1f s  (total %6.1f s)  ok %ld", secs, all, n->ok - before.ok);

@@ -69,7 +69,12 @@ typedef struct wx_probe {
     int exec_writable_sig;       /* signal on a call while writable (0 = ran) */
     int other_write_sig;         /* signal on another thread's write while this one writes (0 = wrote) */
     int alias;                   /* a separate writable view exists */
+    int regions;                 /* regions mapped at once, of WX_PROBE_REGIONS tried (-1 not tried) */
+    char regions_why[WX_REASON_LEN]; /* why the next one could not be mapped ("" if all were) */
 } wx_probe;
+
+/* How many regions the probe maps at once (e.g. MAP_JIT regions on macOS). */
+#define WX_PROBE_REGIONS 64
 
 /* Probe strategy s in this process (call it in a child). */
 void wx_probe_strategy(const wx_strategy *s, wx_probe *p);

@@ -1,7 +1,9 @@
 /* strategy.c - the strategy table and helpers shared by strategies. */
 #include "wx.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define WX_STRATEGY(n) extern const wx_strategy wx_strategy_##n;
@@ -38,16 +40,41 @@ int wx_why_errno(char *why, size_t len, const char *call, int err)
     return err;
 }
 
+/* The memory the baseline loop runs on: the same patch loop with no
+ * permission change. Plain RWX memory where the OS allows it. Native arm64
+ * processes on macOS are refused RWX without MAP_JIT (EACCES), and a MAP_JIT
+ * region is writable or executable per thread, never both, so there the
+ * baseline uses a dual mapping instead: code is written through a RW alias
+ * and run through a RX view of the same pages, neither ever changing
+ * protection (the dualmap strategy's memory). */
+#if defined(__APPLE__) && defined(__aarch64__)
+#define WX_BASELINE_STRATEGY wx_strategy_dualmap
+#else
+#define WX_BASELINE_STRATEGY wx_strategy_rwx
+#endif
+
 int wx_baseline_map(wx_region *r, size_t size, char *why, size_t len)
 {
-    extern const wx_strategy wx_strategy_rwx;
-    return wx_strategy_rwx.map(r, size, why, len);
+    extern const wx_strategy WX_BASELINE_STRATEGY;
+    return WX_BASELINE_STRATEGY.map(r, size, why, len);
 }
 
 void wx_baseline_unmap(wx_region *r)
 {
-    extern const wx_strategy wx_strategy_rwx;
-    wx_strategy_rwx.unmap(r);
+    extern const wx_strategy WX_BASELINE_STRATEGY;
+    WX_BASELINE_STRATEGY.unmap(r);
+}
+
+int wx_write_code(const wx_strategy *s, wx_region *r, size_t off, const void *src, size_t len)
+{
+    if (s->write_code)
+        return s->write_code(r, off, src, len);
+    int e = s->begin_write(r);
+    if (e != 0)
+        return e;
+    if (len)
+        memcpy((char *)r->write + off, src, len);
+    return s->end_write(r);
 }
 
 int wx_region_prepare(const wx_strategy *s, wx_region *r, size_t size, uint32_t value, char *why, size_t len)
@@ -56,15 +83,36 @@ int wx_region_prepare(const wx_strategy *s, wx_region *r, size_t size, uint32_t 
     int e = s->map(r, size, why, len);
     if (e != 0)
         return e;
-    if ((e = s->begin_write(r)) != 0) {
-        s->unmap(r);
-        return wx_why_errno(why, len, "begin_write", e);
-    }
-    memset(r->write, 0, r->size); /* touch every page */
-    wx_emit_stub(r->write, wx_stub_size(), value);
-    if ((e = s->end_write(r)) != 0) {
-        s->unmap(r);
-        return wx_why_errno(why, len, "end_write", e);
+    if (s->write_code) {
+        /* Writable only inside write_code: touch every page and put the
+         * stub in through it. */
+        unsigned char *zeros = calloc(1, r->size);
+        unsigned char stub[64];
+        if (!zeros) {
+            s->unmap(r);
+            return wx_why_errno(why, len, "calloc", ENOMEM);
+        }
+        e = s->write_code(r, 0, zeros, r->size);
+        free(zeros);
+        if (e == 0 && wx_emit_stub(stub, wx_stub_size(), value) == 0)
+            e = EINVAL;
+        if (e == 0)
+            e = s->write_code(r, 0, stub, wx_stub_size());
+        if (e != 0) {
+            s->unmap(r);
+            return wx_why_errno(why, len, "write_code", e);
+        }
+    } else {
+        if ((e = s->begin_write(r)) != 0) {
+            s->unmap(r);
+            return wx_why_errno(why, len, "begin_write", e);
+        }
+        memset(r->write, 0, r->size); /* touch every page */
+        wx_emit_stub(r->write, wx_stub_size(), value);
+        if ((e = s->end_write(r)) != 0) {
+            s->unmap(r);
+            return wx_why_errno(why, len, "end_write", e);
+        }
     }
     wx_icache_flush(r->write, r->exec, wx_stub_size());
     uint32_t got = wx_stub_at(r->exec)();

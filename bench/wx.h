@@ -60,6 +60,15 @@ typedef struct wx_strategy {
     int (*end_write)(wx_region *r);
     /* Release everything map() acquired. */
     void (*unmap)(wx_region *r);
+    /* Optional; NULL for every strategy where a memcpy between begin_write
+     * and end_write writes code. Where set (mapjit_callback), the region is
+     * writable only inside this call: it becomes writable for the calling
+     * thread, len bytes are copied from src to offset off of r->write, and it
+     * is executable again when the call returns (len 0: the round trip with
+     * nothing copied). begin_write then returns ENOTSUP and end_write does
+     * nothing, so code must be written through wx_write_code(). Returns 0 or
+     * an errno value. */
+    int (*write_code)(wx_region *r, size_t off, const void *src, size_t len);
 } wx_strategy;
 
 /* Every strategy compiled in, in display order, NULL-terminated. */
@@ -80,6 +89,15 @@ void wx_baseline_unmap(wx_region *r);
  * executable, call it and check the value. Returns 0, or an errno / -1 with
  * why[] saying which step failed. The region is left executable. */
 int wx_region_prepare(const wx_strategy *s, wx_region *r, size_t size, uint32_t value, char *why, size_t len);
+
+/* Write len bytes of code from src at offset off of region r and leave r
+ * executable: s->write_code where the strategy has one, else begin_write,
+ * memcpy to r->write + off, end_write. len 0 is one writable->executable
+ * round trip with nothing copied. Returns 0 or an errno value. Scenarios
+ * that write code should call this (or branch on s->write_code themselves)
+ * so that mapjit_callback runs them too. The instruction cache is not
+ * touched: call wx_icache_flush afterwards. */
+int wx_write_code(const wx_strategy *s, wx_region *r, size_t off, const void *src, size_t len);
 
 /* Format "call: strerror(err)" into why; returns err (for one-line error returns). */
 int wx_why_errno(char *why, size_t len, const char *call, int err);
@@ -141,6 +159,9 @@ typedef struct wx_machine {
     int ctr_idc;            /* arm64 CTR_EL0.IDC (-1 unknown) */
     int perf_cores;         /* Apple P-cores (0 where not applicable) */
     int eff_cores;          /* Apple E-cores (0 where not applicable) */
+    int emulated;           /* 1 when the CPU is emulated (Rosetta 2, qemu-user), 0 no, -1 unknown */
+    long timer_hz;          /* frequency of the clock behind wx_now_ns/Google Benchmark (0 unknown) */
+    double timer_step_ns;   /* smallest step seen between two clock readings (0 unknown) */
 } wx_machine;
 
 /* Fill m with what the OS says about this machine. */
@@ -158,6 +179,28 @@ int wx_cpu_for_index(int index);
 int wx_current_cpu(void);
 /* Number of CPUs this process may run on. */
 int wx_cpus_allowed(void);
+
+/* How wx_pin_thread places threads here, for meta.json (one sentence). */
+const char *wx_pin_method(void);
+
+/* Core classes every single-thread case is measured on, in order: "P" and
+ * "E" on Apple silicon with two performance levels, else just "any".
+ * Returns how many (at most max) and points classes[i] at static names. */
+int wx_core_classes(const char **classes, int max);
+/* Ask the scheduler to run the calling thread on cores of class cls: "P"
+ * (macOS QOS_CLASS_USER_INTERACTIVE), "E" (QOS_CLASS_BACKGROUND), "any"
+ * (back to the QoS the process started with; nothing on Linux). A request,
+ * not a pin: macOS may still move the thread. Returns 0 or an errno value
+ * with why filled. */
+int wx_set_core_class(const char *cls, char *why, size_t len);
+/* Class of CPU number cpu (as wx_current_cpu reports it): 'P', 'E', or 0
+ * when unknown or when the machine has one class. */
+int wx_cpu_class(int cpu);
+/* Put the calling thread's per-thread JIT write state back to executable
+ * (macOS on Apple silicon: pthread_jit_write_protect_np(1); nothing
+ * elsewhere). Call at the start of every thread and scenario, and after a
+ * fault was caught (wx_try) while a strategy's region was writable. */
+void wx_jit_thread_reset(void);
 
 /* Monotonic wall clock in nanoseconds. */
 uint64_t wx_now_ns(void);

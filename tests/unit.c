@@ -188,6 +188,25 @@ static void test_codegen64(void)
 
 /* -------------------------------------------------------------- strategies */
 
+/* 1 (and why) when a strategy with a writable alias cannot be checked
+ * because the CPU is emulated in user mode: qemu-user caches translated code
+ * per virtual page and notices writes to that page only, so code written
+ * through the other mapping is never seen by the executable view. */
+static int alias_unverifiable(const wx_strategy *s, char *why, size_t len)
+{
+    if (!(s->flags & WX_WRITABLE_ALIAS))
+        return 0;
+    wx_machine m;
+    wx_machine_describe(&m);
+    if (m.emulated != 1)
+        return 0;
+    snprintf(why, len,
+             "%.20s: not checkable under emulation (%.60s): qemu-user caches translated code per page and "
+             "misses writes through the other mapping",
+             s->name, m.chip);
+    return 1;
+}
+
 /* The contract every strategy that runs here must keep. */
 static void strategy_contract(const char *name)
 {
@@ -200,6 +219,8 @@ static void strategy_contract(const char *name)
         CHECK(why[0] != 0, "an unsupported strategy must say why");
         skip("%s unsupported here: %s", name, why);
     }
+    if (alias_unverifiable(s, why, sizeof why))
+        skip("%s", why);
     wx_region r;
     memset(&r, 0, sizeof r);
     long page = sysconf(_SC_PAGESIZE);
@@ -210,13 +231,24 @@ static void strategy_contract(const char *name)
     CHECK(r.size >= (size_t)page * 4, "region size %zu", r.size);
     CHECK(((uintptr_t)r.exec % (uintptr_t)page) == 0, "exec view not page aligned");
 
+    if (s->write_code)
+        CHECK(s->begin_write(&r) == ENOTSUP, "a strategy writable only inside write_code must refuse begin_write");
     for (uint32_t round = 0; round < 20; round++) {
         uint32_t v = 0x5000u + round * 977u;
-        CHECK(s->begin_write(&r) == 0, "begin_write");
         call_ctx w = {.addr = (char *)r.write + page * (round % 4), .value = v};
-        int sig = wx_try(write_it, &w);
-        CHECK(sig == 0, "round %u: a write after begin_write faulted (%s)", round, wx_signal_name(sig));
-        CHECK(s->end_write(&r) == 0, "end_write");
+        int sig = 0;
+        if (s->write_code) {
+            /* writable only inside the hook: the stub is copied in */
+            unsigned char stub[64];
+            wx_emit_stub(stub, wx_stub_size(), v);
+            int e = s->write_code(&r, (size_t)page * (round % 4), stub, wx_stub_size());
+            CHECK(e == 0, "round %u: write_code: %s", round, strerror(e));
+        } else {
+            CHECK(s->begin_write(&r) == 0, "begin_write");
+            sig = wx_try(write_it, &w);
+            CHECK(sig == 0, "round %u: a write after begin_write faulted (%s)", round, wx_signal_name(sig));
+            CHECK(s->end_write(&r) == 0, "end_write");
+        }
         wx_icache_flush(w.addr, (char *)r.exec + page * (round % 4), wx_stub_size());
         call_ctx c = {.addr = (char *)r.exec + page * (round % 4)};
         sig = wx_try(call_it, &c);
@@ -233,8 +265,135 @@ static void strategy_contract(const char *name)
             CHECK(sig == SIGSEGV || sig == SIGBUS, "round %u: a write through the executable view did not fault",
                   round);
         s->end_write(&r); /* a fault handler may leave per-thread state changed */
+        wx_jit_thread_reset();
     }
     s->unmap(&r);
+}
+
+/* wx_write_code: for every strategy that runs here, writing a stub leaves
+ * the region executable and running it; a zero-length write is a round
+ * trip that keeps the code; out-of-range writes through a hook are refused. */
+static void test_write_code_all(void)
+{
+    int tried = 0;
+    for (size_t i = 0; wx_strategies[i]; i++) {
+        const wx_strategy *s = wx_strategies[i];
+        char why[WX_REASON_LEN] = "";
+        if (!s->supported(why, sizeof why))
+            continue;
+        if (alias_unverifiable(s, why, sizeof why)) {
+            printf("    not tried: %s\n", why);
+            continue;
+        }
+        tried++;
+        wx_region r;
+        long page = sysconf(_SC_PAGESIZE);
+        int e = wx_region_prepare(s, &r, (size_t)page, 11u, why, sizeof why);
+        CHECK(e == 0, "%s: prepare: %s", s->name, why);
+        if (e)
+            continue;
+        for (uint32_t v = 1; v < 50; v++) {
+            unsigned char stub[64];
+            wx_emit_stub(stub, wx_stub_size(), v * 7919u);
+            e = wx_write_code(s, &r, 0, stub, wx_stub_size());
+            CHECK(e == 0, "%s: wx_write_code: %s", s->name, strerror(e));
+            CHECK(wx_write_code(s, &r, 0, NULL, 0) == 0, "%s: zero-length round trip", s->name);
+            wx_icache_flush(r.write, r.exec, wx_stub_size());
+            call_ctx c = {.addr = r.exec};
+            int sig = wx_try(call_it, &c);
+            if (sig != 0 || c.got != v * 7919u) {
+                CHECK(sig == 0 && c.got == v * 7919u, "%s: after wx_write_code the stub returned %#x (%s)", s->name,
+                      c.got, wx_signal_name(sig));
+                break;
+            }
+        }
+        if (s->write_code)
+            CHECK(s->write_code(&r, r.size, "x", 1) == EINVAL, "%s: a write past the region must be refused",
+                  s->name);
+        s->unmap(&r);
+    }
+    CHECK(tried > 0, "no strategy runs here");
+}
+
+/* A strategy writable only inside a write_code hook, built on mprotect,
+ * so that the hook's plumbing (wx_write_code, wx_region_prepare, the
+ * probe) is tested where mapjit_callback cannot run. */
+static int hook_begin(wx_region *r)
+{
+    (void)r;
+    return ENOTSUP;
+}
+
+static int hook_end(wx_region *r)
+{
+    (void)r;
+    return 0;
+}
+
+static int hook_write(wx_region *r, size_t off, const void *src, size_t len)
+{
+    if (off > r->size || len > r->size - off)
+        return EINVAL;
+    if (mprotect(r->write, r->size, PROT_READ | PROT_WRITE) != 0)
+        return errno;
+    if (len)
+        memcpy((char *)r->write + off, src, len);
+    return mprotect(r->exec, r->size, PROT_READ | PROT_EXEC) != 0 ? errno : 0;
+}
+
+static void test_write_hook_plumbing(void)
+{
+    const wx_strategy *mp = wx_strategy_find("mprotect");
+    char why[WX_REASON_LEN] = "";
+    if (!mp->supported(why, sizeof why))
+        skip("mprotect unsupported here: %s", why);
+    wx_strategy hook = *mp;
+    hook.name = "test_hook";
+    hook.begin_write = hook_begin;
+    hook.end_write = hook_end;
+    hook.write_code = hook_write;
+    wx_region r;
+    long page = sysconf(_SC_PAGESIZE);
+    CHECK(wx_region_prepare(&hook, &r, (size_t)page * 2, 99u, why, sizeof why) == 0, "prepare: %s", why);
+    CHECK(wx_stub_at(r.exec)() == 99u, "prepared stub");
+    unsigned char stub[64];
+    wx_emit_stub(stub, wx_stub_size(), 1234u);
+    CHECK(wx_write_code(&hook, &r, (size_t)page, stub, wx_stub_size()) == 0, "wx_write_code");
+    wx_icache_flush((char *)r.write + page, (char *)r.exec + page, wx_stub_size());
+    CHECK(wx_stub_at((char *)r.exec + page)() == 1234u, "stub written through the hook");
+    call_ctx bad = {.addr = r.exec, .value = 1};
+    int sig = wx_try(write_it, &bad);
+    CHECK(sig == SIGSEGV || sig == SIGBUS, "outside the hook the region must not be writable");
+    CHECK(wx_write_code(&hook, &r, r.size, stub, 1) == EINVAL, "a write past the end must be refused");
+    hook.unmap(&r);
+    wx_probe p;
+    wx_probe_strategy(&hook, &p);
+    CHECK(p.maps == 1 && p.write_sig == 0 && p.run_sig == 0 && p.run_value_ok == 1,
+          "probe through the hook: maps %d write %d run %d value %d (%s)", p.maps, p.write_sig, p.run_sig,
+          p.run_value_ok, p.why);
+    CHECK(p.write_exec_sig == SIGSEGV || p.write_exec_sig == SIGBUS, "probe: write while executable did not fault");
+    CHECK(p.exec_writable_sig == -1 && p.other_write_sig == -1, "probe: checks inside the hook must be not tried");
+    CHECK(p.regions == WX_PROBE_REGIONS, "probe: %d regions (%s)", p.regions, p.regions_why);
+}
+
+/* Core classes: at least one, "any" alone or P and E; "any" can always be
+ * requested; CPU classes are P, E or unknown. */
+static void test_core_classes(void)
+{
+    const char *cls[4];
+    int n = wx_core_classes(cls, 4);
+    CHECK(n == 1 || n == 2, "%d core classes", n);
+    if (n == 1)
+        CHECK(strcmp(cls[0], "any") == 0, "a single class must be \"any\", is %s", cls[0]);
+    if (n == 2)
+        CHECK(strcmp(cls[0], "P") == 0 && strcmp(cls[1], "E") == 0, "classes %s,%s", cls[0], cls[1]);
+    char why[WX_REASON_LEN] = "";
+    for (int i = 0; i < n; i++)
+        CHECK(wx_set_core_class(cls[i], why, sizeof why) == 0, "class %s: %s", cls[i], why);
+    CHECK(wx_set_core_class("any", why, sizeof why) == 0, "class any: %s", why);
+    int c = wx_cpu_class(wx_current_cpu());
+    CHECK(c == 0 || c == 'P' || c == 'E', "cpu class %d", c);
+    CHECK(wx_pin_method()[0] != 0, "empty pinning method");
 }
 
 static void test_strategy_rwx(void) { strategy_contract("rwx"); }
@@ -252,6 +411,8 @@ static void test_dualmap_views(void)
     char why[WX_REASON_LEN] = "";
     if (!s->supported(why, sizeof why))
         skip("dualmap unsupported here: %s", why);
+    if (alias_unverifiable(s, why, sizeof why))
+        skip("%s", why);
     wx_region r;
     long page = sysconf(_SC_PAGESIZE);
     CHECK(s->map(&r, (size_t)page * 2, why, sizeof why) == 0, "map: %s", why);
@@ -658,6 +819,9 @@ static const test tests[] = {
     {"audit mapjit: per-thread toggle, other threads keep executing", test_audit_mapjit},
     {"audit: unsupported strategies answer n/a with the reason", test_audit_unsupported},
     {"side csv: concurrent children, one header, whole rows", test_side_csv_appends},
+    {"wx_write_code: every strategy that runs here writes, runs, and round-trips", test_write_code_all},
+    {"write_code hook: prepare, write, probe through a hook-only strategy", test_write_hook_plumbing},
+    {"core classes: any, or P and E; requests accepted", test_core_classes},
     {"faults: SIGSEGV/SIGBUS caught and reported", test_fault_catching},
     {"csv: a reason with commas, quotes and a newline reads back as one field", test_csv_quoting},
     {"machine slugs from CPU names", test_slugs},

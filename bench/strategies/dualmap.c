@@ -1,6 +1,8 @@
 /* dualmap.c - two views of the same pages: a RW view for writing and a RX
  * view for running, neither ever changes protection.
- * Linux: memfd_create + ftruncate + two MAP_SHARED mmaps. */
+ * Linux: memfd_create + ftruncate + two MAP_SHARED mmaps.
+ * macOS: anonymous memory + a mach_vm_remap alias, maximum protections
+ * lowered with vm_protect. */
 #define _GNU_SOURCE 1
 #define _DARWIN_C_SOURCE 1
 #include "../wx.h"
@@ -56,6 +58,120 @@ static void dm_unmap(wx_region *r)
     r->write = r->exec = NULL;
 }
 
+#elif defined(__APPLE__)
+
+/* macOS: ordinary anonymous memory (never MAP_JIT: an alias of MAP_JIT
+ * memory keeps the JIT mark), aliased with mach_vm_remap (share, not copy)
+ * as JavaScriptCore's separated W^X heap does; then each view's maximum
+ * protection is lowered with vm_protect(set_maximum = TRUE), so neither can
+ * ever be made W+X: the original becomes R-X, the alias RW-. */
+#if __has_include(<mach/mach.h>) && !defined(WX_DECLARE_MACH_VM)
+#include <mach/mach.h>
+#include <mach/mach_error.h>
+#if __has_include(<mach/mach_vm.h>)
+#include <mach/mach_vm.h>
+#else
+/* Some SDKs (zig's macOS headers) lack <mach/mach_vm.h>; the symbol is in
+ * libSystem. Prototype as in the macOS SDK. */
+extern kern_return_t mach_vm_remap(vm_map_t target_task, mach_vm_address_t *target_address, mach_vm_size_t size,
+                                   mach_vm_offset_t mask, int flags, vm_map_t src_task,
+                                   mach_vm_address_t src_address, boolean_t copy, vm_prot_t *cur_protection,
+                                   vm_prot_t *max_protection, vm_inherit_t inheritance);
+#endif
+#else
+/* No <mach/mach.h> (or WX_DECLARE_MACH_VM, which checks this branch): the
+ * few declarations needed, with the SDK's types: kern_return_t int,
+ * vm_map_t a mach_port_t (unsigned int), mach_vm addresses and sizes
+ * 64-bit, vm_address_t/vm_size_t pointer-sized, vm_prot_t int, vm_inherit_t
+ * unsigned int, boolean_t int-sized. */
+typedef int kern_return_t;
+typedef unsigned int vm_map_t;
+typedef uint64_t mach_vm_address_t;
+typedef uint64_t mach_vm_size_t;
+typedef uint64_t mach_vm_offset_t;
+typedef uintptr_t vm_address_t;
+typedef uintptr_t vm_size_t;
+typedef int vm_prot_t;
+typedef unsigned int vm_inherit_t;
+#define KERN_SUCCESS 0
+#define VM_PROT_READ 0x01
+#define VM_PROT_WRITE 0x02
+#define VM_PROT_EXECUTE 0x04
+#define VM_FLAGS_ANYWHERE 0x0001
+#define VM_FLAGS_RANDOM_ADDR 0x0008
+#define VM_INHERIT_DEFAULT 1
+extern vm_map_t mach_task_self_;
+#define mach_task_self() mach_task_self_
+extern kern_return_t mach_vm_remap(vm_map_t target_task, mach_vm_address_t *target_address, mach_vm_size_t size,
+                                   mach_vm_offset_t mask, int flags, vm_map_t src_task,
+                                   mach_vm_address_t src_address, int copy, vm_prot_t *cur_protection,
+                                   vm_prot_t *max_protection, vm_inherit_t inheritance);
+extern kern_return_t vm_protect(vm_map_t target_task, vm_address_t address, vm_size_t size, int set_maximum,
+                                vm_prot_t new_protection);
+extern char *mach_error_string(kern_return_t error_value);
+#endif
+
+/* "call: mach error text (kern_return_t n)" into why; returns an errno. */
+static int dm_why_kern(char *why, size_t len, const char *call, kern_return_t kr)
+{
+    snprintf(why, len, "%s: %s (kern_return_t %d)", call, mach_error_string(kr), (int)kr);
+    return kr == 3 /* KERN_NO_SPACE */ || kr == 6 /* KERN_RESOURCE_SHORTAGE */ ? ENOMEM : EACCES;
+}
+
+static int dm_map(wx_region *r, size_t size, char *why, size_t len)
+{
+    void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANON, -1, 0);
+    if (base == MAP_FAILED)
+        return wx_why_errno(why, len, "mmap(PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANON)", errno);
+    mach_vm_address_t rw = 0;
+    vm_prot_t cur = 0, max = 0;
+    kern_return_t kr = mach_vm_remap(mach_task_self(), &rw, (mach_vm_size_t)size, 0,
+                                     VM_FLAGS_ANYWHERE | VM_FLAGS_RANDOM_ADDR, mach_task_self(),
+                                     (mach_vm_address_t)(uintptr_t)base, 0 /* share, not copy */, &cur, &max,
+                                     VM_INHERIT_DEFAULT);
+    if (kr != KERN_SUCCESS) {
+        munmap(base, size);
+        return dm_why_kern(why, len, "mach_vm_remap(share)", kr);
+    }
+    void *alias = (void *)(uintptr_t)rw;
+    /* The original: at most R-X from now on, and R-X now (lowering the
+     * maximum leaves RW & RX = R-- in force, so the current protection is
+     * set after it). The alias: at most RW-. */
+    const char *step = "vm_protect(RX view, set_maximum=TRUE, R-X)";
+    kr = vm_protect(mach_task_self(), (vm_address_t)(uintptr_t)base, (vm_size_t)size, 1,
+                    VM_PROT_READ | VM_PROT_EXECUTE);
+    if (kr == KERN_SUCCESS) {
+        step = "vm_protect(RX view, set_maximum=FALSE, R-X)";
+        kr = vm_protect(mach_task_self(), (vm_address_t)(uintptr_t)base, (vm_size_t)size, 0,
+                        VM_PROT_READ | VM_PROT_EXECUTE);
+    }
+    if (kr == KERN_SUCCESS) {
+        step = "vm_protect(RW alias, set_maximum=TRUE, RW-)";
+        kr = vm_protect(mach_task_self(), (vm_address_t)rw, (vm_size_t)size, 1, VM_PROT_READ | VM_PROT_WRITE);
+    }
+    if (kr != KERN_SUCCESS) {
+        munmap(alias, size);
+        munmap(base, size);
+        return dm_why_kern(why, len, step, kr);
+    }
+    r->write = alias;
+    r->exec = base;
+    r->size = size;
+    r->fd = -1;
+    r->key = -1;
+    r->priv = NULL;
+    return 0;
+}
+
+static void dm_unmap(wx_region *r)
+{
+    if (r->write)
+        munmap(r->write, r->size);
+    if (r->exec)
+        munmap(r->exec, r->size);
+    r->write = r->exec = NULL;
+}
+
 #else
 
 static int dm_map(wx_region *r, size_t size, char *why, size_t len)
@@ -73,14 +189,50 @@ static void dm_unmap(wx_region *r)
 
 #endif
 
+#if defined(__APPLE__)
+/* A call of the stub at exec, for wx_try. */
+typedef struct dm_check {
+    void *exec;     /* where the stub runs */
+    uint32_t got;   /* what it returned */
+} dm_check;
+
+static void dm_call(void *arg)
+{
+    dm_check *c = arg;
+    c->got = wx_stub_at(c->exec)();
+}
+#endif
+
 static int dm_supported(char *why, size_t len)
 {
     wx_region r;
     memset(&r, 0, sizeof r);
     if (dm_map(&r, (size_t)sysconf(_SC_PAGESIZE) * 2, why, len) != 0)
         return 0;
+#if defined(__APPLE__)
+    /* The facts behind the macOS dual mapping are less certain than the
+     * API: check that code written through the alias runs through the RX
+     * view before claiming support. */
+    dm_check c = {.exec = r.exec, .got = 0};
+    wx_emit_stub(r.write, wx_stub_size(), 0x600dc0deu);
+    wx_icache_flush(r.write, r.exec, wx_stub_size());
+    int sig = wx_try(dm_call, &c);
+    dm_unmap(&r);
+    if (sig != 0) {
+        snprintf(why, len, "code written through the mach_vm_remap alias did not run through the RX view: %s",
+                 wx_signal_name(sig));
+        return 0;
+    }
+    if (c.got != 0x600dc0deu) {
+        snprintf(why, len, "code written through the mach_vm_remap alias ran through the RX view but returned %#x, "
+                 "expected 0x600dc0de (the views do not share pages)", c.got);
+        return 0;
+    }
+    return 1;
+#else
     dm_unmap(&r);
     return 1;
+#endif
 }
 
 /* Nothing to switch: the RW view is always writable, the RX view always
@@ -93,7 +245,11 @@ static int dm_nothing(wx_region *r)
 
 const wx_strategy wx_strategy_dualmap = {
     .name = "dualmap",
+#if defined(__APPLE__)
+    .summary = "RW view + RX view of the same pages (mach_vm_remap alias, maximum protections set)",
+#else
     .summary = "RW view + RX view of the same pages (memfd, two MAP_SHARED maps)",
+#endif
     .flags = WX_WRITABLE_ALIAS | WX_NO_SWITCH,
     .supported = dm_supported,
     .map = dm_map,

@@ -1,42 +1,142 @@
 /* mapjit.c - MAP_JIT region; pthread_jit_write_protect_np(0/1) per thread.
- * Apple silicon only; everywhere else the strategy reports why it cannot run. */
+ *
+ * macOS on Apple silicon: the region is mapped once RWX with MAP_JIT and
+ * never mprotect'ed (macOS refuses that since 11.2); each thread sees every
+ * MAP_JIT region as RX (write-protected, the state threads start in) or RW,
+ * switched by pthread_jit_write_protect_np(1)/(0). libpthread switches a
+ * per-thread permission register; wxbench never touches it directly.
+ * Everywhere else (Linux, Intel Macs, x86_64 under Rosetta 2, binaries
+ * built for macOS < 11) the strategy reports why it cannot run. */
+#define _DARWIN_C_SOURCE 1
 #include "../wx.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
-static int s_supported(char *why, size_t len)
+#if defined(__APPLE__)
+#include <Availability.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
+
+#if defined(__APPLE__) && defined(MAP_JIT) && defined(__MAC_OS_X_VERSION_MIN_REQUIRED) && \
+    __MAC_OS_X_VERSION_MIN_REQUIRED >= 110000
+#define WX_HAVE_MAPJIT 1
+#endif
+
+#ifdef WX_HAVE_MAPJIT
+
+static int mj_map(wx_region *r, size_t size, char *why, size_t len)
 {
-    snprintf(why, len, "needs macOS on Apple silicon (MAP_JIT and pthread_jit_write_protect_np)");
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANON | MAP_JIT, -1, 0);
+    if (p == MAP_FAILED) {
+        int e = errno;
+        snprintf(why, len,
+                 "mmap(PROT_READ|PROT_WRITE|PROT_EXEC, MAP_PRIVATE|MAP_ANON|MAP_JIT): %s (errno %d); a binary "
+                 "under the hardened runtime needs the com.apple.security.cs.allow-jit entitlement",
+                 strerror(e), e);
+        return e;
+    }
+    /* The contract: a fresh region is executable for the calling thread. */
+    pthread_jit_write_protect_np(1);
+    r->write = r->exec = p;
+    r->size = size;
+    r->fd = -1;
+    r->key = -1;
+    r->priv = NULL;
     return 0;
 }
 
-static int s_map(wx_region *r, size_t size, char *why, size_t len)
+static int mj_begin_write(wx_region *r)
+{
+    (void)r;
+    pthread_jit_write_protect_np(0); /* this thread: every MAP_JIT region RW */
+    return 0;
+}
+
+static int mj_end_write(wx_region *r)
+{
+    (void)r;
+    pthread_jit_write_protect_np(1); /* this thread: every MAP_JIT region RX */
+    return 0;
+}
+
+static void mj_unmap(wx_region *r)
+{
+    if (r->write)
+        munmap(r->write, r->size);
+    r->write = r->exec = NULL;
+}
+
+static int mj_supported(char *why, size_t len)
+{
+    if (!pthread_jit_write_protect_supported_np()) {
+        snprintf(why, len,
+                 "pthread_jit_write_protect_supported_np() returned 0: no per-thread JIT write protection on this "
+                 "CPU (an Intel Mac or an x86_64 process under Rosetta 2, where the toggle does nothing and MAP_JIT "
+                 "memory is RWX)");
+        return 0;
+    }
+    wx_region r;
+    memset(&r, 0, sizeof r);
+    if (mj_map(&r, (size_t)getpagesize(), why, len) != 0)
+        return 0;
+    mj_unmap(&r);
+    return 1;
+}
+
+#else /* !WX_HAVE_MAPJIT */
+
+static int mj_supported(char *why, size_t len)
+{
+#if defined(__APPLE__) && !defined(MAP_JIT)
+    snprintf(why, len, "this macOS SDK has no MAP_JIT");
+#elif defined(__APPLE__)
+    snprintf(why, len, "built for macOS %d.%d (the deployment target); pthread_jit_write_protect_np needs 11.0",
+             __MAC_OS_X_VERSION_MIN_REQUIRED / 10000, __MAC_OS_X_VERSION_MIN_REQUIRED / 100 % 100);
+#else
+    snprintf(why, len, "needs macOS on Apple silicon (MAP_JIT and pthread_jit_write_protect_np)");
+#endif
+    return 0;
+}
+
+static int mj_map(wx_region *r, size_t size, char *why, size_t len)
 {
     (void)r;
     (void)size;
-    s_supported(why, len);
+    mj_supported(why, len);
     return ENOTSUP;
 }
 
-static int s_change(wx_region *r)
+static int mj_begin_write(wx_region *r)
 {
     (void)r;
     return ENOTSUP;
 }
 
-static void s_unmap(wx_region *r)
+static int mj_end_write(wx_region *r)
+{
+    (void)r;
+    return ENOTSUP;
+}
+
+static void mj_unmap(wx_region *r)
 {
     (void)r;
 }
+
+#endif
 
 const wx_strategy wx_strategy_mapjit = {
     .name = "mapjit",
     .summary = "MAP_JIT region; pthread_jit_write_protect_np(0/1) per thread",
     .flags = WX_PER_THREAD,
-    .supported = s_supported,
-    .map = s_map,
-    .begin_write = s_change,
-    .end_write = s_change,
-    .unmap = s_unmap,
+    .supported = mj_supported,
+    .map = mj_map,
+    .begin_write = mj_begin_write,
+    .end_write = mj_end_write,
+    .unmap = mj_unmap,
+    .write_code = NULL,
 };

@@ -1,5 +1,6 @@
 /* rwx.c - one mapping, read+write+execute, never switched: the insecure
- * baseline every other strategy is compared with. */
+ * baseline every other strategy is compared with. Intel Macs need MAP_JIT
+ * for it; Apple silicon refuses it (EACCES), which is its answer there. */
 #define _GNU_SOURCE 1
 #define _DARWIN_C_SOURCE 1
 #include "../wx.h"
@@ -15,8 +16,17 @@ static int rwx_map(wx_region *r, size_t size, char *why, size_t len)
     flags |= MAP_JIT; /* Intel Macs: MAP_JIT pages may be RWX */
 #endif
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE | PROT_EXEC, flags, -1, 0);
-    if (p == MAP_FAILED)
+    if (p == MAP_FAILED) {
+#if defined(__APPLE__) && defined(__aarch64__)
+        /* Expected on Apple silicon: W+X without MAP_JIT is refused. */
+        return wx_why_errno(why, len,
+                            "mmap(PROT_READ|PROT_WRITE|PROT_EXEC) without MAP_JIT (macOS refuses W+X memory "
+                            "to native arm64 processes)",
+                            errno);
+#else
         return wx_why_errno(why, len, "mmap(PROT_READ|PROT_WRITE|PROT_EXEC)", errno);
+#endif
+    }
     r->write = r->exec = p;
     r->size = size;
     r->fd = -1;

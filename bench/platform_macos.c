@@ -1,0 +1,659 @@
+/* platform_macos.c - machine description, thread placement and counters on
+ * macOS (Apple silicon first, Intel Macs too).
+ *
+ * Written from Apple's open-source xnu and libpthread and public write-ups
+ * (see the references in docs/platforms.md); every call is checked, and
+ * what cannot be had (cycle counters without root, pinning) is recorded in
+ * meta.json with the reason instead of failing the run. */
+#define _DARWIN_C_SOURCE 1
+#include "wx.h"
+#include "platform.h"
+
+#include <Availability.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <pthread/qos.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/qos.h>
+#include <sys/sysctl.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(MAP_JIT) && defined(__MAC_OS_X_VERSION_MIN_REQUIRED) && __MAC_OS_X_VERSION_MIN_REQUIRED >= 110000
+#define WX_HAVE_JIT_TOGGLE 1  /* pthread_jit_write_protect_np callable without a run-time check */
+#endif
+
+/* ------------------------------------------------------------------------
+ * sysctl: ask the size first, then read (several hw.* values are 64-bit)
+ * --------------------------------------------------------------------- */
+
+/* String sysctl name into out; 0 with errno-style reason when missing. */
+static int sysctl_str(const char *name, char *out, size_t len)
+{
+    size_t n = 0;
+    out[0] = 0;
+    if (sysctlbyname(name, NULL, &n, NULL, 0) != 0 || n == 0)
+        return 0;
+    char *buf = malloc(n + 1);
+    if (!buf)
+        return 0;
+    if (sysctlbyname(name, buf, &n, NULL, 0) != 0) {
+        free(buf);
+        return 0;
+    }
+    buf[n] = 0;
+    snprintf(out, len, "%s", buf);
+    free(buf);
+    return 1;
+}
+
+/* Integer sysctl name (4 or 8 bytes, whichever the kernel gives), or
+ * fallback when it does not exist. */
+static long long sysctl_int(const char *name, long long fallback)
+{
+    size_t n = 0;
+    if (sysctlbyname(name, NULL, &n, NULL, 0) != 0)
+        return fallback;
+    if (n == sizeof(int32_t)) {
+        int32_t v = 0;
+        if (sysctlbyname(name, &v, &n, NULL, 0) == 0 && n == sizeof v)
+            return v;
+    } else if (n == sizeof(int64_t)) {
+        int64_t v = 0;
+        if (sysctlbyname(name, &v, &n, NULL, 0) == 0 && n == sizeof v)
+            return v;
+    }
+    return fallback;
+}
+
+/* One performance level (hw.perflevelN.*): a kind of core. */
+typedef struct perflevel {
+    char name[32];        /* "Performance" or "Efficiency" */
+    int physical;         /* physicalcpu */
+    int logical;          /* logicalcpu */
+    long long l1i, l1d;   /* bytes per core, -1 unknown */
+    long long l2;         /* bytes per cluster, -1 unknown */
+    int cpus_per_l2;      /* cores sharing one L2, -1 unknown */
+} perflevel;
+
+static void read_perflevel(int i, perflevel *p)
+{
+    char key[64];
+#define PL(field) (snprintf(key, sizeof key, "hw.perflevel%d." field, i), key)
+    memset(p, 0, sizeof *p);
+    if (!sysctl_str(PL("name"), p->name, sizeof p->name))
+        snprintf(p->name, sizeof p->name, "perflevel%d", i);
+    p->physical = (int)sysctl_int(PL("physicalcpu"), 0);
+    p->logical = (int)sysctl_int(PL("logicalcpu"), 0);
+    p->l1i = sysctl_int(PL("l1icachesize"), -1);
+    p->l1d = sysctl_int(PL("l1dcachesize"), -1);
+    p->l2 = sysctl_int(PL("l2cachesize"), -1);
+    p->cpus_per_l2 = (int)sysctl_int(PL("cpusperl2"), -1);
+#undef PL
+}
+
+/* Performance levels: 2 on Apple silicon with P and E cores (perflevel0 =
+ * P, perflevel1 = E), 1 on single-type chips, 0 where hw.nperflevels is
+ * missing (Intel Macs, macOS < 12). */
+static int perflevels(perflevel out[2])
+{
+    int n = (int)sysctl_int("hw.nperflevels", 0);
+    if (n > 2)
+        n = 2;
+    for (int i = 0; i < n; i++)
+        read_perflevel(i, &out[i]);
+    return n;
+}
+
+/* ------------------------------------------------------------------------
+ * Where threads run: QoS core classes and CPU numbers
+ * --------------------------------------------------------------------- */
+
+int wx_current_cpu(void)
+{
+    size_t cpu = 0;
+    if (__builtin_available(macOS 11.0, *)) {
+        if (pthread_cpu_number_np(&cpu) == 0)
+            return (int)cpu;
+    }
+    return -1;
+}
+
+int wx_cpus_allowed(void)
+{
+    long long n = sysctl_int("hw.logicalcpu", 0);
+    return n > 0 ? (int)n : (int)sysconf(_SC_NPROCESSORS_ONLN);
+}
+
+int wx_cpu_for_index(int index)
+{
+    (void)index;
+    return -1; /* no affinity: the scheduler decides */
+}
+
+int wx_pin_thread(int index, char *why, size_t len)
+{
+    (void)index;
+    snprintf(why, len, "macOS has no thread affinity API (THREAD_AFFINITY_POLICY is a hint on Intel and not "
+                       "supported on Apple silicon); threads are placed by QoS core class instead");
+    return -1;
+}
+
+const char *wx_pin_method(void)
+{
+    return "none: macOS cannot pin threads; single-thread cases are placed by QoS "
+           "(core_class P: QOS_CLASS_USER_INTERACTIVE, E: QOS_CLASS_BACKGROUND) and the CPUs they ran on "
+           "(pthread_cpu_number_np) are checked against their class";
+}
+
+/* The E/P map of CPU numbers, learned once (before the runner forks). */
+static struct {
+    int ready;
+    int levels;           /* 0, 1 or 2 */
+    int eff;              /* E-core logical CPUs */
+    int ncpu;             /* logical CPUs */
+    int checked;          /* 1: the map held against a BACKGROUND thread */
+    char text[320];       /* what was learned, for meta.json */
+} g_map;
+
+typedef struct bg_probe {
+    uint64_t seen;        /* CPUs a QOS_CLASS_BACKGROUND thread ran on (bit per CPU < 64) */
+    int samples;
+} bg_probe;
+
+static void *bg_sampler(void *arg)
+{
+    bg_probe *b = arg;
+    uint64_t end = wx_now_ns() + 30 * 1000000ull; /* 30 ms of samples */
+    while (wx_now_ns() < end && b->samples < 100000) {
+        int cpu = wx_current_cpu();
+        if (cpu >= 0 && cpu < 64)
+            b->seen |= 1ull << cpu;
+        b->samples++;
+        for (volatile int spin = 0; spin < 1000; spin++)
+            ;
+    }
+    return NULL;
+}
+
+/* Apple silicon has so far numbered its E-cores first (CPUs 0..E-1). That
+ * is an assumption, not a documented fact, so it is checked: a thread with
+ * QOS_CLASS_BACKGROUND (which macOS keeps on E-cores) must only be seen on
+ * CPUs below E; otherwise the class of a CPU number stays unknown and rows
+ * show raw CPU numbers. */
+static void learn_cpu_classes(void)
+{
+    if (g_map.ready)
+        return;
+    g_map.ready = 1;
+    perflevel pl[2];
+    g_map.levels = perflevels(pl);
+    g_map.ncpu = wx_cpus_allowed();
+    if (g_map.levels < 2) {
+        snprintf(g_map.text, sizeof g_map.text, "one kind of core (hw.nperflevels %d): core_class any", g_map.levels);
+        return;
+    }
+    g_map.eff = pl[1].logical;
+    pthread_attr_t attr;
+    pthread_t t;
+    bg_probe b = {0, 0};
+    int e = pthread_attr_init(&attr);
+    if (e == 0)
+        e = pthread_attr_set_qos_class_np(&attr, QOS_CLASS_BACKGROUND, 0);
+    if (e == 0)
+        e = pthread_create(&t, &attr, bg_sampler, &b);
+    if (e == 0)
+        pthread_join(t, NULL);
+    pthread_attr_destroy(&attr);
+    if (e != 0) {
+        snprintf(g_map.text, sizeof g_map.text,
+                 "unknown: could not start a QOS_CLASS_BACKGROUND thread to check the map (%s)", strerror(e));
+        return;
+    }
+    char list[160] = "";
+    size_t o = 0;
+    int outside = -1;
+    for (int c = 0; c < 64; c++) {
+        if (!(b.seen >> c & 1))
+            continue;
+        if (c >= g_map.eff && outside < 0)
+            outside = c;
+        o += (size_t)snprintf(list + o, o < sizeof list ? sizeof list - o : 0, "%s%d", o ? "," : "", c);
+        if (o >= sizeof list)
+            o = sizeof list - 1;
+    }
+    if (!b.seen) {
+        snprintf(g_map.text, sizeof g_map.text,
+                 "unknown: pthread_cpu_number_np gave no CPU number to a QOS_CLASS_BACKGROUND thread");
+    } else if (outside >= 0) {
+        snprintf(g_map.text, sizeof g_map.text,
+                 "unknown: a QOS_CLASS_BACKGROUND thread ran on CPU %d, not among the first %d (so E-cores are "
+                 "not numbered first here; CPUs seen: %s)",
+                 outside, g_map.eff, list);
+    } else {
+        g_map.checked = 1;
+        snprintf(g_map.text, sizeof g_map.text,
+                 "E-cores are CPUs 0-%d and P-cores %d-%d (assumed: E-cores numbered first; checked: a "
+                 "QOS_CLASS_BACKGROUND thread ran only on CPUs %s in %d samples)",
+                 g_map.eff - 1, g_map.eff, g_map.ncpu - 1, list, b.samples);
+    }
+}
+
+int wx_cpu_class(int cpu)
+{
+    learn_cpu_classes();
+    if (!g_map.checked || cpu < 0 || cpu >= g_map.ncpu)
+        return 0;
+    return cpu < g_map.eff ? 'E' : 'P';
+}
+
+int wx_core_classes(const char **classes, int max)
+{
+    static int levels = -1;
+    if (levels < 0) {
+        perflevel pl[2];
+        levels = perflevels(pl);
+    }
+    if (levels >= 2 && max >= 2) {
+        classes[0] = "P";
+        classes[1] = "E";
+        return 2;
+    }
+    if (max >= 1)
+        classes[0] = "any";
+    return max >= 1 ? 1 : 0;
+}
+
+int wx_set_core_class(const char *cls, char *why, size_t len)
+{
+    qos_class_t q;
+    const char *qname;
+    if (strcmp(cls, "P") == 0) {
+        q = QOS_CLASS_USER_INTERACTIVE;
+        qname = "QOS_CLASS_USER_INTERACTIVE";
+    } else if (strcmp(cls, "E") == 0) {
+        q = QOS_CLASS_BACKGROUND;
+        qname = "QOS_CLASS_BACKGROUND";
+    } else {
+        q = qos_class_main(); /* what the process started with */
+        if (q == QOS_CLASS_UNSPECIFIED)
+            q = QOS_CLASS_DEFAULT;
+        qname = "the main thread's initial QoS";
+    }
+    int e = pthread_set_qos_class_self_np(q, 0);
+    if (e != 0) {
+        snprintf(why, len, "pthread_set_qos_class_self_np(%s): %s (errno %d)", qname, strerror(e), e);
+        return e;
+    }
+    return 0;
+}
+
+void wx_jit_thread_reset(void)
+{
+#ifdef WX_HAVE_JIT_TOGGLE
+    if (pthread_jit_write_protect_supported_np())
+        pthread_jit_write_protect_np(1);
+#endif
+}
+
+/* ------------------------------------------------------------------------
+ * Timer
+ * --------------------------------------------------------------------- */
+
+/* Frequency of the counter behind mach_absolute_time / CLOCK_UPTIME_RAW. */
+static long timer_frequency(void)
+{
+#if defined(__aarch64__)
+    uint64_t f;
+    __asm__ volatile("mrs %0, cntfrq_el0" : "=r"(f));
+    return (long)f;
+#else
+    return 0; /* Intel: mach_absolute_time counts nanoseconds; no counter frequency to read */
+#endif
+}
+
+/* Smallest non-zero step between two readings of the clock Google
+ * Benchmark uses here (libc++ steady_clock: CLOCK_UPTIME_RAW). */
+static double timer_step(void)
+{
+    uint64_t best = 0;
+    uint64_t prev = clock_gettime_nsec_np(CLOCK_UPTIME_RAW);
+    for (int i = 0; i < 200000; i++) {
+        uint64_t now = clock_gettime_nsec_np(CLOCK_UPTIME_RAW);
+        if (now > prev && (best == 0 || now - prev < best))
+            best = now - prev;
+        prev = now;
+    }
+    return (double)best;
+}
+
+/* ------------------------------------------------------------------------
+ * Machine description
+ * --------------------------------------------------------------------- */
+
+void wx_machine_describe(wx_machine *m)
+{
+    memset(m, 0, sizeof *m);
+    char ver[64] = "", build[64] = "";
+    sysctl_str("kern.osproductversion", ver, sizeof ver);
+    sysctl_str("kern.osversion", build, sizeof build);
+    snprintf(m->os, sizeof m->os, "macOS %s", ver[0] ? ver : "(kern.osproductversion missing)");
+    struct utsname u;
+    if (uname(&u) == 0)
+        snprintf(m->kernel, sizeof m->kernel, "%.32s %.32s (build %.32s) %.120s %.16s", u.sysname, u.release,
+                 build[0] ? build : "?", u.version, u.machine);
+#if defined(__aarch64__)
+    snprintf(m->arch, sizeof m->arch, "arm64");
+#else
+    snprintf(m->arch, sizeof m->arch, "x86_64");
+#endif
+    if (!sysctl_str("machdep.cpu.brand_string", m->chip, sizeof m->chip))
+        snprintf(m->chip, sizeof m->chip, "unknown %s CPU", m->arch);
+    m->page_size = sysconf(_SC_PAGESIZE);
+    long long line = sysctl_int("hw.cachelinesize", 0);
+    m->cache_line = line > 0 ? (long)line : 0;
+    m->ncpu = (int)sysctl_int("hw.logicalcpu", sysconf(_SC_NPROCESSORS_ONLN));
+    m->ncpu_allowed = wx_cpus_allowed();
+    long long vmm = sysctl_int("kern.hv_vmm_present", -1);
+    m->hypervisor = vmm < 0 ? 0 : vmm != 0;
+    long long translated = sysctl_int("sysctl.proc_translated", -1);
+    m->emulated = translated < 0 ? 0 : translated != 0; /* missing on Intel Macs: native */
+    m->pku = m->ospke = m->poe = -1;
+    m->ctr_dic = m->ctr_idc = -1; /* CTR_EL0 is not readable from user space on macOS */
+    perflevel pl[2];
+    int n = perflevels(pl);
+    if (n >= 2) {
+        m->perf_cores = pl[0].physical;
+        m->eff_cores = pl[1].physical;
+    }
+    m->timer_hz = timer_frequency();
+    m->timer_step_ns = timer_step();
+    learn_cpu_classes();
+    char slug_src[160];
+    snprintf(slug_src, sizeof slug_src, "%s%s", m->chip, m->emulated == 1 ? " rosetta" : "");
+    wx_slugify(slug_src, m->hypervisor, m->slug, sizeof m->slug);
+}
+
+static void json_bytes(FILE *f, const char *key, long long v, int comma)
+{
+    fprintf(f, "\"%s\": ", key);
+    if (v >= 0)
+        fprintf(f, "%lld", v);
+    else
+        fputs("null", f);
+    if (comma)
+        fputs(", ", f);
+}
+
+void wx_machine_write_meta(const wx_machine *m, void *file)
+{
+    FILE *f = file;
+    fputs("  \"os\": ", f); wx_json_str(f, m->os); fputs(",\n", f);
+    fputs("  \"kernel\": ", f); wx_json_str(f, m->kernel); fputs(",\n", f);
+    fputs("  \"machine\": ", f); wx_json_str(f, m->slug); fputs(",\n", f);
+    fputs("  \"chip\": ", f); wx_json_str(f, m->chip); fputs(",\n", f);
+    fputs("  \"arch\": ", f); wx_json_str(f, m->arch); fputs(",\n", f);
+    char model[64] = "";
+    sysctl_str("hw.model", model, sizeof model);
+    fputs("  \"model\": ", f); wx_json_str(f, model); fputs(",\n", f);
+    fputs("  \"cpu_features\": {\"hypervisor\": ", f); wx_json_tri(f, m->hypervisor);
+    fputs(", \"rosetta\": ", f); wx_json_tri(f, m->emulated);
+    fputs(", \"pku\": null, \"ospke\": null, \"poe\": null", f);
+    fputs(", \"ctr_el0_dic\": null, \"ctr_el0_idc\": null, \"ctr_el0\": \"not readable from user space on macOS\"", f);
+    fputs(", \"jit_write_protect_supported\": ", f);
+#ifdef WX_HAVE_JIT_TOGGLE
+    wx_json_tri(f, pthread_jit_write_protect_supported_np() ? 1 : 0);
+#else
+    fputs("null", f);
+#endif
+    fputs("},\n", f);
+    perflevel pl[2];
+    int n = perflevels(pl);
+    fprintf(f, "  \"cores\": {\"logical_online\": %d, \"allowed\": %d, ", m->ncpu, m->ncpu_allowed);
+    if (n >= 2)
+        fprintf(f, "\"performance\": %d, \"efficiency\": %d, ", m->perf_cores, m->eff_cores);
+    else
+        fputs("\"performance\": null, \"efficiency\": null, ", f);
+    fputs("\"perflevels\": [", f);
+    for (int i = 0; i < n; i++) {
+        fprintf(f, "%s{\"level\": %d, \"name\": ", i ? ", " : "", i);
+        wx_json_str(f, pl[i].name);
+        fprintf(f, ", \"physical\": %d, \"logical\": %d, ", pl[i].physical, pl[i].logical);
+        json_bytes(f, "l1i_bytes", pl[i].l1i, 1);
+        json_bytes(f, "l1d_bytes", pl[i].l1d, 1);
+        json_bytes(f, "l2_bytes", pl[i].l2, 1);
+        fprintf(f, "\"cpus_per_l2\": %d}", pl[i].cpus_per_l2);
+    }
+    fputs("]},\n", f);
+    fputs("  \"cpu_class_map\": ", f);
+    learn_cpu_classes();
+    wx_json_str(f, g_map.text);
+    fputs(",\n", f);
+    fprintf(f, "  \"page_size\": %ld,\n", m->page_size);
+    fprintf(f, "  \"hw_pagesize\": %lld,\n", sysctl_int("hw.pagesize", -1));
+    if (m->cache_line > 0)
+        fprintf(f, "  \"cache_line_size\": %ld,\n", m->cache_line);
+    else
+        fputs("  \"cache_line_size\": null,\n", f);
+    fputs("  \"timer\": {\"name\": \"clock_gettime_nsec_np(CLOCK_UPTIME_RAW) (std::chrono::steady_clock in Google "
+          "Benchmark)\", ",
+          f);
+    if (m->timer_hz > 0)
+        fprintf(f, "\"counter_frequency_hz\": %ld, \"tick_ns\": %.3f, ", m->timer_hz, 1e9 / (double)m->timer_hz);
+    else
+        fputs("\"counter_frequency_hz\": null, \"tick_ns\": null, ", f);
+    fprintf(f, "\"resolution_ns\": %.1f, \"resolution_source\": \"smallest step seen between two readings\"},\n",
+            m->timer_step_ns);
+    double load[3] = {0, 0, 0};
+    if (getloadavg(load, 3) == 3)
+        fprintf(f, "  \"load_average\": [%.2f, %.2f, %.2f],\n", load[0], load[1], load[2]);
+    else
+        fputs("  \"load_average\": null,\n", f);
+    char power[128];
+    long long lowpower = sysctl_int("kern.lowpowermode", -1);
+    if (lowpower >= 0)
+        snprintf(power, sizeof power, "not controllable on macOS; Low Power Mode %s", lowpower ? "ON" : "off");
+    else
+        snprintf(power, sizeof power, "not controllable on macOS; Low Power Mode state not exposed");
+    fputs("  \"frequency_scaling\": ", f); wx_json_str(f, power); fputs(",\n", f);
+    char why[WX_REASON_LEN] = "";
+    int cyc = wx_cycles_available(why, sizeof why);
+    fputs("  \"cycles\": {\"available\": ", f); wx_json_tri(f, cyc);
+    fputs(", \"source\": \"kperf (kpc fixed cycle counter of the measuring thread)\", \"reason\": ", f);
+    wx_json_str(f, cyc ? "" : why); fputs("},\n", f);
+    fputs("  \"tlb_shootdowns\": {\"available\": false, \"source\": ", f);
+    wx_json_str(f, "not counted: macOS exposes no TLB shootdown count (Apple silicon broadcasts TLB invalidation "
+                   "in hardware)");
+    fputs("},\n", f);
+}
+
+/* ------------------------------------------------------------------------
+ * Cycle counting through the private kperf framework (root only)
+ * --------------------------------------------------------------------- */
+
+#define KPC_CLASS_FIXED_MASK 1u
+#define KPC_MAX_COUNTERS 32
+#if defined(__aarch64__)
+#define KPC_CYCLES_INDEX 0  /* Apple PMU: fixed counter 0 = cycles, 1 = instructions */
+#else
+#define KPC_CYCLES_INDEX 1  /* Intel: fixed 0 = instructions, 1 = core cycles, 2 = reference cycles */
+#endif
+
+static struct {
+    int (*force_all_ctrs_set)(int);
+    int (*force_all_ctrs_get)(int *);
+    int (*set_counting)(uint32_t);
+    int (*set_thread_counting)(uint32_t);
+    uint32_t (*get_counter_count)(uint32_t);
+    int (*get_thread_counters)(uint32_t, uint32_t, uint64_t *);
+} kpc;
+
+static pthread_once_t kpc_once = PTHREAD_ONCE_INIT;
+static int kpc_ok;                      /* 1 when the counters work */
+static char kpc_why[WX_REASON_LEN];     /* why not */
+static pthread_mutex_t kpc_lock = PTHREAD_MUTEX_INITIALIZER;
+static int kpc_users;                   /* threads counting now */
+
+static int kpc_acquire(char *why, size_t len)
+{
+    if (kpc.force_all_ctrs_set(1) != 0) {
+        int e = errno;
+        snprintf(why, len, "kpc_force_all_ctrs_set(1): %s (errno %d)%s", strerror(e), e,
+                 e == EBUSY ? ": another profiler owns the counters" : "");
+        return -1;
+    }
+    if (kpc.set_counting(KPC_CLASS_FIXED_MASK) != 0 || kpc.set_thread_counting(KPC_CLASS_FIXED_MASK) != 0) {
+        int e = errno;
+        snprintf(why, len, "kpc_set_counting/kpc_set_thread_counting(fixed): %s (errno %d)", strerror(e), e);
+        kpc.force_all_ctrs_set(0);
+        return -1;
+    }
+    return 0;
+}
+
+static void kpc_release(void)
+{
+    kpc.set_thread_counting(0);
+    kpc.set_counting(0);
+    kpc.force_all_ctrs_set(0);
+}
+
+static int kpc_read(uint64_t *cycles)
+{
+    uint64_t buf[KPC_MAX_COUNTERS];
+    memset(buf, 0, sizeof buf);
+    if (kpc.get_thread_counters(0, KPC_MAX_COUNTERS, buf) != 0)
+        return -1;
+    *cycles = buf[KPC_CYCLES_INDEX];
+    return 0;
+}
+
+static void kpc_init(void)
+{
+    if (geteuid() != 0) {
+        snprintf(kpc_why, sizeof kpc_why, "cycle counters need root on macOS (kperf); run with sudo to fill "
+                                          "cycles_per_op");
+        return;
+    }
+    const char *path = "/System/Library/PrivateFrameworks/kperf.framework/kperf";
+    void *h = dlopen(path, RTLD_LAZY);
+    if (!h) {
+        const char *e = dlerror();
+        snprintf(kpc_why, sizeof kpc_why, "dlopen(%s): %s", path, e ? e : "failed");
+        return;
+    }
+    struct {
+        const char *name;
+        void **slot;
+    } syms[] = {
+        {"kpc_force_all_ctrs_set", (void **)&kpc.force_all_ctrs_set},
+        {"kpc_force_all_ctrs_get", (void **)&kpc.force_all_ctrs_get},
+        {"kpc_set_counting", (void **)&kpc.set_counting},
+        {"kpc_set_thread_counting", (void **)&kpc.set_thread_counting},
+        {"kpc_get_counter_count", (void **)&kpc.get_counter_count},
+        {"kpc_get_thread_counters", (void **)&kpc.get_thread_counters},
+    };
+    for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++) {
+        void *p = dlsym(h, syms[i].name);
+        if (!p) {
+            snprintf(kpc_why, sizeof kpc_why, "kperf has no symbol %s", syms[i].name);
+            return;
+        }
+        memcpy(syms[i].slot, &p, sizeof p);
+    }
+    int force = 0;
+    if (kpc.force_all_ctrs_get(&force) != 0) {
+        int e = errno;
+        snprintf(kpc_why, sizeof kpc_why, "kpc_force_all_ctrs_get: %s (errno %d)", strerror(e), e);
+        return;
+    }
+    uint32_t nfixed = kpc.get_counter_count(KPC_CLASS_FIXED_MASK);
+    if (nfixed <= KPC_CYCLES_INDEX) {
+        snprintf(kpc_why, sizeof kpc_why, "kpc_get_counter_count(fixed) = %u: no fixed cycle counter", nfixed);
+        return;
+    }
+    /* Check that the counter counts cycles: a 2 ms spin must give a
+     * plausible clock rate. */
+    if (kpc_acquire(kpc_why, sizeof kpc_why) != 0)
+        return;
+    uint64_t c0 = 0, c1 = 0, t0 = wx_now_ns(), t1;
+    int bad = kpc_read(&c0);
+    while ((t1 = wx_now_ns()) - t0 < 2000000)
+        ;
+    bad |= kpc_read(&c1);
+    kpc_release();
+    if (bad) {
+        int e = errno;
+        snprintf(kpc_why, sizeof kpc_why, "kpc_get_thread_counters: %s (errno %d)", strerror(e), e);
+        return;
+    }
+    double ghz = (double)(c1 - c0) / (double)(t1 - t0);
+    if (!(ghz > 0.2 && ghz < 8.0)) {
+        snprintf(kpc_why, sizeof kpc_why,
+                 "kperf fixed counter %d gave %.3g counts per ns over a 2 ms spin: not a cycle count, not used",
+                 KPC_CYCLES_INDEX, ghz);
+        return;
+    }
+    kpc_ok = 1;
+}
+
+int wx_cycles_available(char *why, size_t len)
+{
+    pthread_once(&kpc_once, kpc_init);
+    if (!kpc_ok)
+        snprintf(why, len, "%s", kpc_why);
+    return kpc_ok;
+}
+
+void wx_counters_begin(wx_counters *c)
+{
+    c->tlb_ok = 0;
+    c->tlb_start = 0;
+    c->cycles_fd = -1;
+    c->cycles_start = 0;
+    pthread_once(&kpc_once, kpc_init);
+    if (!kpc_ok)
+        return;
+    pthread_mutex_lock(&kpc_lock);
+    int ok = kpc_users > 0 || kpc_acquire(kpc_why, sizeof kpc_why) == 0;
+    if (ok)
+        kpc_users++;
+    pthread_mutex_unlock(&kpc_lock);
+    if (!ok)
+        return;
+    if (kpc_read(&c->cycles_start) == 0) {
+        c->cycles_fd = 1; /* "counting" (no descriptor on macOS) */
+    } else {
+        pthread_mutex_lock(&kpc_lock);
+        if (--kpc_users == 0)
+            kpc_release();
+        pthread_mutex_unlock(&kpc_lock);
+    }
+}
+
+void wx_counters_end(wx_counters *c, double *tlb, double *cycles)
+{
+    *tlb = -1;
+    *cycles = -1;
+    if (c->cycles_fd < 0)
+        return;
+    uint64_t end = 0;
+    if (kpc_read(&end) == 0 && end >= c->cycles_start)
+        *cycles = (double)(end - c->cycles_start);
+    c->cycles_fd = -1;
+    pthread_mutex_lock(&kpc_lock);
+    if (--kpc_users == 0)
+        kpc_release();
+    pthread_mutex_unlock(&kpc_lock);
+}
+
+uint64_t wx_tlb_shootdowns(int *ok)
+{
+    *ok = 0;
+    return 0;
+}
