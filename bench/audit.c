@@ -13,7 +13,16 @@
  * "Another thread" is a thread started while the code was at rest, after
  * the region was mapped: per-thread permission state (PKRU, Apple's JIT
  * state) is inherited from, or reset at, thread creation, so when a thread
- * starts matters; inherited_write_access asks the other case. */
+ * starts matters; inherited_write_access asks the other case.
+ *
+ * A strategy with a write_code hook (mapjit_callback) is writable only while
+ * its hook copies: the hook takes (offset, source, length) and runs nothing
+ * else, so no access of ours can happen while the writer holds write
+ * access. The two questions about rest are answered as for every strategy;
+ * the four about the window are n/a with that reason (answering them would
+ * take a writer callback of our own that runs the checks, which is not what
+ * the strategy does). What is checked inside the window is that a write
+ * through the hook lands and runs. */
 #define _GNU_SOURCE 1
 #define _DARWIN_C_SOURCE 1
 #include "runner.h"
@@ -408,6 +417,42 @@ static void in_window(const wx_strategy *s, wx_region *r, helper *h, wx_audit *a
     s->end_write(r);
 }
 
+/* The window of a strategy writable only inside write_code: a write through
+ * the hook must land and run; the questions that need an access while the
+ * writer holds write access cannot be asked (see the top of this file). */
+static void hook_window(const wx_strategy *s, wx_region *r, wx_audit *a)
+{
+    static const int props[] = {WX_AUDIT_WRITER_EXECUTES, WX_AUDIT_OTHER_WRITES, WX_AUDIT_OTHER_EXECUTES,
+                                WX_AUDIT_INHERITED_WRITE};
+    unsigned char stub[64];
+    wx_emit_stub(stub, wx_stub_size(), V_WINDOW);
+    int e = wx_write_code(s, r, 0, stub, wx_stub_size());
+    if (e != 0) {
+        for (size_t i = 0; i < sizeof props / sizeof props[0]; i++)
+            set(a, props[i], -1, "write_code failed: %s (errno %d)", strerror(e), e);
+        return;
+    }
+    wx_icache_flush(r->write, r->exec, wx_stub_size());
+    probe_access c = {.addr = r->exec};
+    int sig = wx_try(do_call, &c);
+    if (sig != 0 || c.got != V_WINDOW) {
+        char b1[32];
+        for (size_t i = 0; i < sizeof props / sizeof props[0]; i++)
+            set(a, props[i], -1, "a stub written through write_code did not run after it: %s, returned %#x, expected %#x",
+                outcome(sig, b1, sizeof b1), c.got, V_WINDOW);
+        return;
+    }
+    const char *only = "writable only inside write_code, which runs nothing but the strategy's copy (a write through "
+                       "it landed and ran)";
+    set(a, WX_AUDIT_WRITER_EXECUTES, -1, "not determinable: %s; no call can be made while this thread holds write "
+        "access", only);
+    set(a, WX_AUDIT_OTHER_WRITES, -1, "not determinable: %s; another thread's write cannot be placed inside the "
+        "window", only);
+    set(a, WX_AUDIT_OTHER_EXECUTES, -1, "not determinable: %s; another thread's call cannot be placed inside the "
+        "window", only);
+    set(a, WX_AUDIT_INHERITED_WRITE, -1, "not determinable: %s; no thread can be started inside the window", only);
+}
+
 void wx_audit_strategy(const wx_strategy *s, wx_audit *a)
 {
     memset(a, 0, sizeof *a);
@@ -439,7 +484,10 @@ void wx_audit_strategy(const wx_strategy *s, wx_audit *a)
     helper h;
     int have_h = helper_start(&h, why, sizeof why) == 0;
     at_rest(s, &r, have_h ? &h : NULL, a);
-    in_window(s, &r, have_h ? &h : NULL, a);
+    if (s->write_code)
+        hook_window(s, &r, a);
+    else
+        in_window(s, &r, have_h ? &h : NULL, a);
     if (have_h)
         helper_stop(&h);
     s->end_write(&r);

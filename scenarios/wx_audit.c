@@ -22,7 +22,16 @@
  *                      write).                      op = one verified patch
  *
  * Both rows report only the timed part of each patch (the body reports its
- * time), never the whole loop. */
+ * time), never the whole loop.
+ *
+ * A strategy with a write_code hook (mapjit_callback; test_hook in test
+ * builds) is writable only inside that call: the switch to writable, the
+ * copy and the switch back all happen within it, and the hook runs nothing
+ * of the caller's, so no clock can be read while the code is writable.
+ * Timing the whole call would add both switches and read as a longer
+ * window than the strategy really opens, so its exposure_window row is
+ * `unsupported` with that reason (the whole round trip is what
+ * toggle_latency/flip times for it); exposure_baseline still runs. */
 #include "../bench/wx.h"
 
 #include <stdio.h>
@@ -42,7 +51,8 @@ static uint32_t call(const wx_region *r)
 }
 
 /* The verified patch loop timing only the window. With s == NULL: the
- * baseline on RWX memory, nothing switched. */
+ * baseline on RWX memory, nothing switched. Never called for a strategy
+ * with a write_code hook (its window cannot be timed from outside). */
 static void window_loop(wx_bench *b, const wx_strategy *s, wx_region *r)
 {
     const size_t stub = wx_stub_size();
@@ -142,6 +152,10 @@ static void audit_register(const wx_run *run)
         snprintf(reason, sizeof reason, "always writable (permanent): %s; no window to measure",
                  a.evidence[WX_AUDIT_WRITABLE_AT_REST]);
         wx_add_unsupported(&c, reason);
+    } else if (run->strategy->write_code) {
+        wx_add_unsupported(&c, "the window lies inside write_code (switch to writable, copy, switch back in one "
+                               "call) and runs nothing of the caller's: no clock can be read while the code is "
+                               "writable; the whole call, both switches included, is toggle_latency/flip");
     } else {
         wx_add_case_manual_time(&c, bench_window);
     }
