@@ -315,6 +315,8 @@ static void test_write_code_all(void)
     CHECK(tried > 0, "no strategy runs here");
 }
 
+static void audit_expect_hook_window(const char *name, const wx_audit *a);
+
 /* A strategy writable only inside a write_code hook, built on mprotect,
  * so that the hook's plumbing (wx_write_code, wx_region_prepare, the
  * probe) is tested where mapjit_callback cannot run. */
@@ -374,6 +376,18 @@ static void test_write_hook_plumbing(void)
     CHECK(p.write_exec_sig == SIGSEGV || p.write_exec_sig == SIGBUS, "probe: write while executable did not fault");
     CHECK(p.exec_writable_sig == -1 && p.other_write_sig == -1, "probe: checks inside the hook must be not tried");
     CHECK(p.regions == WX_PROBE_REGIONS, "probe: %d regions (%s)", p.regions, p.regions_why);
+
+    /* The audit through the hook: the rest questions answered (nobody may
+     * write at rest: mprotect RX, one view), the window ones n/a. */
+    wx_audit a;
+    wx_audit_strategy(&hook, &a);
+    CHECK(a.complete == 1, "audit through the hook did not complete");
+    CHECK(a.result[WX_AUDIT_WRITABLE_AT_REST] == 0 && strstr(a.evidence[WX_AUDIT_WRITABLE_AT_REST], "SIG"),
+          "audit writable_at_rest: %s (%s)", wx_audit_result_name(a.result[WX_AUDIT_WRITABLE_AT_REST]),
+          a.evidence[WX_AUDIT_WRITABLE_AT_REST]);
+    CHECK(a.result[WX_AUDIT_PERMANENT_ALIAS] == 0, "audit permanent_writable_alias: %s (%s)",
+          wx_audit_result_name(a.result[WX_AUDIT_PERMANENT_ALIAS]), a.evidence[WX_AUDIT_PERMANENT_ALIAS]);
+    audit_expect_hook_window("test_hook", &a);
 }
 
 /* Core classes: at least one, "any" alone or P and E; "any" can always be
@@ -555,6 +569,35 @@ static void test_audit_mapjit(void)
 {
     static const int want[] = {0, 0, 0, 0, 1, 0};
     audit_expect("mapjit", want);
+}
+
+/* The four window questions of a strategy writable only inside write_code
+ * are n/a, and say that the window runs nothing but the hook's copy. */
+static void audit_expect_hook_window(const char *name, const wx_audit *a)
+{
+    static const int window[] = {WX_AUDIT_WRITER_EXECUTES, WX_AUDIT_OTHER_WRITES, WX_AUDIT_OTHER_EXECUTES,
+                                 WX_AUDIT_INHERITED_WRITE};
+    for (size_t i = 0; i < sizeof window / sizeof window[0]; i++) {
+        int p = window[i];
+        CHECK(a->result[p] == -1, "%s %s: %s, expected n/a", name, wx_audit_property_names[p],
+              wx_audit_result_name(a->result[p]));
+        CHECK(strstr(a->evidence[p], "not determinable") && strstr(a->evidence[p], "write_code") &&
+                  strstr(a->evidence[p], "landed and ran"),
+              "%s %s: evidence [%s] must say why and that a write through the hook ran", name,
+              wx_audit_property_names[p], a->evidence[p]);
+    }
+}
+
+/* Writable only inside pthread_jit_write_with_callback_np: at rest nobody
+ * may write (per-thread JIT state, one view); the window runs only the
+ * strategy's copy, so its four questions are n/a. */
+static void test_audit_mapjit_callback(void)
+{
+    static const int want[] = {0, 0, -1, -1, -1, -1};
+    audit_expect("mapjit_callback", want);
+    wx_audit a;
+    wx_audit_strategy(wx_strategy_find("mapjit_callback"), &a);
+    audit_expect_hook_window("mapjit_callback", &a);
 }
 
 /* An unsupported strategy: every answer n/a, with the reason. */
@@ -817,6 +860,8 @@ static const test tests[] = {
     {"audit dualmap: a permanent writable alias", test_audit_dualmap},
     {"audit pkey: write access is per thread", test_audit_pkey},
     {"audit mapjit: per-thread toggle, other threads keep executing", test_audit_mapjit},
+    {"audit mapjit_callback: nobody writes at rest; the window runs only the copy (n/a)",
+     test_audit_mapjit_callback},
     {"audit: unsupported strategies answer n/a with the reason", test_audit_unsupported},
     {"side csv: concurrent children, one header, whole rows", test_side_csv_appends},
     {"wx_write_code: every strategy that runs here writes, runs, and round-trips", test_write_code_all},
