@@ -241,6 +241,12 @@ int wx_bench_threads(const wx_bench *b)
     return wxgb_threads(b);
 }
 
+const char *wx_bench_core_class(const wx_bench *b)
+{
+    (void)b;
+    return g_running ? g_running->core_class : "any"; /* set by thread 0 for the case it runs */
+}
+
 void wx_bench_counters_begin(wx_bench *b)
 {
     if (wxgb_thread_index(b) == 0)

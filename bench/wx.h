@@ -310,6 +310,10 @@ void wx_bench_counters_end(wx_bench *b);
 int wx_bench_thread_index(const wx_bench *b);
 /* Number of worker threads of this benchmark. */
 int wx_bench_threads(const wx_bench *b);
+/* Core class of the case being measured, as its rows' core_class column
+ * says: "P" or "E" (Apple silicon, single-thread cases) or "any". For
+ * side files that must name the row they belong to. */
+const char *wx_bench_core_class(const wx_bench *b);
 
 /* Fault injection for tests (builds with -DWX_TESTING only; 0 otherwise):
  * 1 if the named fault ("skip_write", "corrupt_stub", ...) is requested. */

@@ -32,7 +32,8 @@
  * cross_thread: the executing thread counts what each of its calls
  * returned, relative to the last patch the patcher had completed (patched,
  * made executable, flushed, synced, verified) before the call began; the
- * counts of each repetition go to jit_cross_thread.csv beside results.csv.
+ * counts of each repetition go to jit_cross_thread.csv beside results.csv,
+ * named by core class and repetition like the row they belong to.
  *
  * Strategies with a write_code hook (mapjit_callback; test_hook in test
  * builds) are writable only inside that call, so every window above is one
@@ -514,19 +515,22 @@ static int membarrier_sync_core(void)
 #endif
 }
 
-/* Append this repetition's counts to jit_cross_thread.csv. */
-static const char cross_header[] = "strategy,variant,repetition,patches,calls,current,in_flight,stale,torn,faulted\n";
+/* Append this repetition's counts to jit_cross_thread.csv; core_class and
+ * repetition name the results.csv row they belong to. */
+static const char cross_header[] =
+    "strategy,variant,core_class,repetition,patches,calls,current,in_flight,stale,torn,faulted\n";
 
-static int cross_record(wx_bench *b, const char *dir, const wx_strategy *s, const char *variant, int repetition,
-                        uint64_t patches, const seen *n)
+static int cross_record(wx_bench *b, const char *dir, const wx_strategy *s, const char *variant,
+                        const char *core_class, int repetition, uint64_t patches, const seen *n)
 {
     char num[8][24];
     uint64_t vals[8] = {(uint64_t)repetition, patches, n->calls, n->current, n->in_flight, n->stale, n->torn,
                         n->faulted};
     for (int i = 0; i < 8; i++)
         snprintf(num[i], sizeof num[i], "%llu", (unsigned long long)vals[i]);
-    const char *fields[] = {s->name, variant, num[0], num[1], num[2], num[3], num[4], num[5], num[6], num[7]};
-    char *line = wx_csv_line(fields, 10);
+    const char *fields[] = {s->name, variant, core_class, num[0], num[1], num[2], num[3], num[4], num[5], num[6],
+                            num[7]};
+    char *line = wx_csv_line(fields, 11);
     char why[WX_REASON_LEN] = "";
     int e = line ? wx_side_csv_append(dir, "jit_cross_thread.csv", cross_header, line, why, sizeof why) : ENOMEM;
     free(line);
@@ -538,13 +542,17 @@ static int cross_record(wx_bench *b, const char *dir, const wx_strategy *s, cons
 }
 
 static const char *g_out_dir;
-static int g_cross_reps[2];       /* body calls so far, per variant: = repetition with a fixed op count */
+/* Body calls so far, per variant and core class (P, E, any): = the
+ * repetition of the row with a fixed op count. Each core class of a case is
+ * its own benchmark, whose repetitions count from 1 again. */
+static int g_cross_reps[2][3];
 
 static void bench_cross(wx_bench *b, const wx_strategy *s, const wx_case *c)
 {
     const int sync = c->param != 0;
     const char *variant = c->variant;
-    const int repetition = ++g_cross_reps[sync];
+    const char *core_class = wx_bench_core_class(b);
+    const int repetition = ++g_cross_reps[sync][core_class[0] == 'P' ? 0 : core_class[0] == 'E' ? 1 : 2];
     const int skip_write = wx_test_inject("skip_write");
     const int corrupt = wx_test_inject("corrupt_stub");
     wx_region r;
@@ -653,7 +661,7 @@ static void bench_cross(wx_bench *b, const wx_strategy *s, const wx_case *c)
     else if (x.s.calls == 0)
         wx_bench_fail(b, "the executing thread made no calls while the patches ran: no concurrency was measured");
     else
-        cross_record(b, g_out_dir, s, variant, repetition, g, &x.s);
+        cross_record(b, g_out_dir, s, variant, core_class, repetition, g, &x.s);
 }
 
 /* ------------------------------------------------------------------------

@@ -16,7 +16,7 @@ AUDIT_HEADER = "strategy,property,result,evidence"
 PROPERTIES = ("writable_at_rest", "permanent_writable_alias", "writer_can_execute_while_writable",
               "other_thread_can_write_while_writable", "other_thread_can_execute_while_writable",
               "new_thread_inherits_write_access")
-CROSS_HEADER = "strategy,variant,repetition,patches,calls,current,in_flight,stale,torn,faulted"
+CROSS_HEADER = "strategy,variant,core_class,repetition,patches,calls,current,in_flight,stale,torn,faulted"
 JIT_VARIANTS = ("compile", "compile_baseline", "ic_patch", "ic_patch_baseline", "cross_thread",
                 "cross_thread_nosync")
 SIZES = (64, 256, 1024)
@@ -280,13 +280,13 @@ def test_cross_thread_counts_side_file(quick_run):
     assert header == CROSS_HEADER
     keyed = {}
     for r in side:
-        key = (r["strategy"], r["variant"], r["repetition"])
+        key = (r["strategy"], r["variant"], r["core_class"], r["repetition"])
         assert key not in keyed, key
         keyed[key] = r
-    assert set(keyed) == {(r["strategy"], r["variant"], r["repetition"]) for r in ok}
+    assert set(keyed) == {(r["strategy"], r["variant"], r["core_class"], r["repetition"]) for r in ok}
     for r in ok:
-        c = keyed[(r["strategy"], r["variant"], r["repetition"])]
-        n = {k: int(c[k]) for k in CROSS_HEADER.split(",")[3:]}
+        c = keyed[(r["strategy"], r["variant"], r["core_class"], r["repetition"])]
+        n = {k: int(c[k]) for k in CROSS_HEADER.split(",")[4:]}
         assert n["patches"] == int(r["iterations"])
         assert n["calls"] > 0
         assert n["current"] + n["in_flight"] + n["stale"] + n["torn"] + n["faulted"] == n["calls"], c
