@@ -1,9 +1,22 @@
-"""Shared pytest fixtures: paths to the built binaries and a helper that runs
-wxbench and reads back its results.csv and meta.json."""
+"""Shared pytest fixtures: paths to the built binaries, a helper that runs
+wxbench and reads back its results.csv and meta.json, and what this platform
+is: which strategies must run here, which must not (and what their reason
+must say), which core classes single-thread cases are measured on.
+
+The hosted CI runs `make test` on Apple silicon, an Intel Mac, Linux x86_64
+and Linux arm64, so expectations come from the platform rather than from the
+machine the tests were written on. Each platform keeps fixed anchors (below,
+from docs/platforms.md and shared/reference/platforms.md) so that a strategy
+that stops running where it must run, or runs where it cannot, still fails;
+`wxbench --list` decides only where the facts leave it open (dualmap on
+macOS, pkey), and then its reason is checked against the rows."""
 import csv
 import json
 import os
+import platform as host_platform
 import subprocess
+import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -77,3 +90,165 @@ def quick_run(wxbench, tmp_path_factory):
     """`wxbench --quick` once per session, shared by the integration tests."""
     out = tmp_path_factory.mktemp("quick") / "run"
     return run_wxbench(wxbench, out, "--quick", timeout=600)
+
+
+# ---------------------------------------------------------------------------
+# What this platform is and what must (not) run here
+
+USER_STRATEGIES = ("rwx", "mprotect", "dualmap", "mapjit", "mapjit_callback", "pkey")
+# Strategies with a write_code hook (bench/strategies/*.c): writable only
+# inside it, no begin_write window.
+WRITE_CODE_STRATEGIES = ("mapjit_callback", "test_hook")
+# Strategies whose begin_write/end_write do nothing (WX_NO_SWITCH): the cheap
+# reference a real switch is compared with.
+NO_SWITCH_STRATEGIES = ("rwx", "dualmap")
+
+
+def parse_list(stdout):
+    """{strategy: (runs here?, why not)} from `wxbench --list`."""
+    lines = stdout.splitlines()
+    start = next(i for i, l in enumerate(lines) if l.startswith("strategies:"))
+    out = {}
+    for i in range(start + 1, len(lines)):
+        words = lines[i].split()
+        if len(words) < 3 or lines[i][:2] != "  " or lines[i][2] == " ":
+            continue
+        runs = words[1:3] == ["runs", "here"]
+        assert runs or words[1:3] == ["not", "here"], lines[i]
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        why = nxt.split("why:", 1)[1].strip() if "why:" in nxt else ""
+        assert runs or why, f"{words[0]} does not run here and says no why: {lines[i]!r} {nxt!r}"
+        out[words[0]] = (runs, why)
+    return out
+
+
+class Platform:
+    """This machine as wxbench describes it (meta.json of a small run, the
+    user build's --list) plus the fixed facts per platform."""
+
+    def __init__(self, meta, listing):
+        self.meta = meta
+        self.os = meta["os"].split()[0]              # "Linux" or "macOS"
+        self.arch = meta["arch"]                     # "x86_64" or "arm64"
+        self.classes = list(meta["core_classes"])    # ["any"] or ["P", "E"]
+        self.strategies = listing
+        self.linux = self.os == "Linux"
+        self.macos = self.os == "macOS"
+        self.apple_silicon = self.macos and self.arch == "arm64"
+
+    def __repr__(self):
+        return f"<{self.os} {self.arch}, core classes {self.classes}>"
+
+    def runs(self, strategy):
+        """Whether a strategy runs here; test_hook is mprotect underneath."""
+        if strategy == "test_hook":
+            strategy = "mprotect"
+        return self.strategies[strategy][0]
+
+    def why(self, strategy):
+        return self.strategies[strategy][1]
+
+    def running(self, names=USER_STRATEGIES):
+        return [s for s in names if self.runs(s)]
+
+    def not_running(self, names=USER_STRATEGIES):
+        return [s for s in names if not self.runs(s)]
+
+    @property
+    def must_run(self):
+        """Strategies that run on every machine of this platform."""
+        if self.linux:
+            return {"rwx", "mprotect", "dualmap"}
+        if self.apple_silicon:
+            return {"mprotect", "mapjit", "mapjit_callback"}
+        if self.macos:
+            return {"rwx", "mprotect"}
+        return {"mprotect"}
+
+    @property
+    def must_not_run(self):
+        """{strategy: words its reason must contain} for strategies that
+        cannot run on this platform."""
+        if self.linux:
+            pkey = {} if self.arch == "x86_64" else {"pkey": ["x86_64 PKU only"]}
+            return {"mapjit": ["macOS"], "mapjit_callback": ["macOS"], **pkey}
+        if self.apple_silicon:
+            return {"rwx": ["without MAP_JIT", "errno 13"], "pkey": ["Linux"]}
+        if self.macos:
+            return {"mapjit": ["pthread_jit_write_protect_supported_np() returned 0"],
+                    "mapjit_callback": ["pthread_jit_write_protect_supported_np() returned 0"], "pkey": ["Linux"]}
+        return {}
+
+    @property
+    def baseline_memory(self):
+        """Whether the baseline loops have their memory: plain RWX, or on
+        Apple silicon a dual mapping (bench/strategy.c)."""
+        return self.runs("dualmap") if self.apple_silicon else self.runs("rwx")
+
+    @property
+    def tlb_counted(self):
+        """Whether TLB shootdowns are counted here: where /proc/interrupts
+        has a TLB row (x86 Linux; arm64 broadcasts invalidation in
+        hardware, macOS does not count them)."""
+        if not self.linux:
+            return False
+        try:
+            with open("/proc/interrupts") as f:
+                return any(line.split()[:1] == ["TLB:"] for line in f)
+        except OSError:
+            return False
+
+
+@pytest.fixture(scope="session")
+def platform(wxbench, tmp_path_factory):
+    """This platform: meta.json of a strategy-free run and `wxbench --list`."""
+    out = tmp_path_factory.mktemp("platform") / "run"
+    run = run_wxbench(wxbench, out, "--quick", "--scenario", "harness", timeout=120)
+    assert run.rc == 0, run.stderr
+    listing = subprocess.run([str(wxbench), "--list"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert listing.returncode == 0, listing.stderr
+    return Platform(run.meta, parse_list(listing.stdout))
+
+
+def host_os_arch():
+    """The OS and architecture Python sees, spelt as meta.json does."""
+    os_name = {"linux": "Linux", "darwin": "macOS"}.get(sys.platform, sys.platform)
+    machine = host_platform.machine()
+    return os_name, {"aarch64": "arm64", "arm64": "arm64", "x86_64": "x86_64", "AMD64": "x86_64"}.get(machine, machine)
+
+
+# ---------------------------------------------------------------------------
+# Row expectations shared by the integration tests
+
+def assert_measured(rows, plat, reps, what):
+    """Rows of one measured case: status ok, repetitions 1..reps once per
+    core class it is measured on (every class of the platform for a
+    single-thread case, `any` for a multi-thread one)."""
+    assert rows, f"{what}: no rows"
+    threads = {r["threads"] for r in rows}
+    assert len(threads) == 1, (what, threads)
+    classes = plat.classes if threads == {"1"} else ["any"]
+    assert sorted(Counter(r["core_class"] for r in rows)) == sorted(classes), (what, classes, rows)
+    for cls in classes:
+        mine = [r for r in rows if r["core_class"] == cls]
+        assert sorted(int(r["repetition"]) for r in mine) == list(range(1, reps + 1)), (what, cls, mine)
+        assert all(r["status"] == "ok" for r in mine), (what, cls, mine)
+
+
+def assert_unsupported_once(rows, what, *words):
+    """The one row of a case that is unsupported before anything is
+    measured (core class `any`), whose reason says each of words."""
+    assert len(rows) == 1, (what, rows)
+    r = rows[0]
+    assert r["status"] == "unsupported" and r["core_class"] == "any" and r["ns_per_op"] == "", (what, r)
+    for w in words:
+        assert w in r["reason"], (what, w, r["reason"])
+
+
+def assert_baseline_rows(rows, plat, reps, what):
+    """A baseline case: measured where the baseline has its memory, else
+    unsupported rows saying so (Apple silicon without the dual mapping)."""
+    if plat.baseline_memory:
+        assert_measured(rows, plat, reps, what)
+    else:
+        assert rows and all(r["status"] == "unsupported" and "baseline" in r["reason"] for r in rows), (what, rows)
