@@ -142,13 +142,23 @@ extern "C" void wxgb_register(const char *name, wxgb_body body, void *arg, const
 }
 
 // The idiomatic Google Benchmark loop around the same empty op the C side
-// times (a compiler barrier), to measure what the shim adds.
-extern "C" void wxgb_register_native_empty(const char *name, void *arg, const wxgb_options *o) {
+// times (a compiler barrier), to measure what the shim adds. before/after
+// run outside the timed loop (core class, progress), as for C bodies.
+extern "C" void wxgb_register_native_empty(const char *name, void *arg, const wxgb_options *o,
+                                           int (*before)(wxgb_state *, void *),
+                                           void (*after)(wxgb_state *, void *)) {
     g_args[name] = arg;
     apply(benchmark::RegisterBenchmark(name,
-                                       [](benchmark::State &st) {
+                                       [arg, before, after](benchmark::State &st) {
+                                           wxgb_state w;
+                                           w.st = &st;
+                                           std::memset(w.scratch, 0, sizeof w.scratch);
+                                           if (before && before(&w, arg) != 0)
+                                               return;
                                            for (auto _ : st)
                                                __asm__ __volatile__("" ::: "memory");
+                                           if (after)
+                                               after(&w, arg);
                                        }),
           o);
 }

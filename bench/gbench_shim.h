@@ -47,8 +47,10 @@ typedef void (*wxgb_report_fn)(const wxgb_result *r, void *ctx);
 int wxgb_init(int *argc, char **argv, char *why, size_t len);
 /* Register body(arg) as a benchmark called name. */
 void wxgb_register(const char *name, wxgb_body body, void *arg, const wxgb_options *o);
-/* Register the native C++ loop over an empty op (harness/native). */
-void wxgb_register_native_empty(const char *name, void *arg, const wxgb_options *o);
+/* Register the native C++ loop over an empty op (harness/native); before
+ * (nonzero: do not run the loop) and after run around it on each thread. */
+void wxgb_register_native_empty(const char *name, void *arg, const wxgb_options *o,
+                                int (*before)(wxgb_state *st, void *arg), void (*after)(wxgb_state *st, void *arg));
 /* Run every registered benchmark; report(result, ctx) per repetition.
  * Returns the number of benchmarks run. */
 size_t wxgb_run(wxgb_report_fn report, void *ctx);

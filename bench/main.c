@@ -228,25 +228,30 @@ int main(int argc, char **argv)
                 if (!s) {
                     fprintf(stderr, "wxbench: unknown scenario '%s'\n", t);
                     list_names(stderr);
+                    free(copy);
                     return WX_EXIT_USAGE;
                 }
                 if (nsc < 63)
                     o.scenarios[nsc++] = s;
             }
+            free(copy);
             if (nsc == 0)
                 return usage_error("--scenario needs at least one name%s", "");
         } else if (strcmp(name, "--strategy") == 0 || strcmp(name, "--strategies") == 0) {
             NEED_VALUE();
             char *copy = strdup(val), *save = NULL;
             for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-                if (strcmp(t, "none") != 0 && !wx_strategy_find(t)) {
+                const wx_strategy *st = wx_strategy_find(t);
+                if (strcmp(t, "none") != 0 && !st) {
                     fprintf(stderr, "wxbench: unknown strategy '%s'\n", t);
                     list_names(stderr);
+                    free(copy);
                     return WX_EXIT_USAGE;
                 }
                 if (nst < 63)
-                    o.strategies[nst++] = t;
+                    o.strategies[nst++] = st ? st->name : "none"; /* names that outlive copy */
             }
+            free(copy);
             if (nst == 0)
                 return usage_error("--strategy needs at least one name%s", "");
         } else if (strcmp(name, "--repetitions") == 0) {

@@ -299,35 +299,52 @@ const wx_scenario *wx_scenario_find(const char *name)
  * Child: register, run, report
  * --------------------------------------------------------------------- */
 
+/* Before a case's body on each thread: reset JIT state; on thread 0 tell
+ * the parent which case runs and put the thread in the case's core class.
+ * Returns nonzero when the case cannot run (the run is marked already). */
+static int enter_case(wxgb_state *st, void *arg)
+{
+    entry *e = arg;
+    wx_jit_thread_reset(); /* no JIT write state left over from an earlier case */
+    if (wxgb_thread_index(st) != 0)
+        return 0;
+    send_msg("V %s\t%d\t%d\t%" PRIu64 "\t%d\t%s\n", e->c.variant, e->c.threads, e->c.victims, e->c.size_bytes,
+             e->c.batch, e->core_class);
+    if (g_nclasses > 1) {
+        char why[WX_REASON_LEN] = "";
+        if (wx_set_core_class(e->core_class, why, sizeof why) != 0 && strcmp(e->core_class, "any") != 0) {
+            char msg[WX_REASON_LEN + 64];
+            snprintf(msg, sizeof msg, "unsupported: core class %s: %s", e->core_class, why);
+            wxgb_fail(st, msg);
+            return -1;
+        }
+    }
+    g_running = e;
+    note_cpu(e);
+    return 0;
+}
+
+/* After a case's body: record where thread 0 ran and drop its class. */
+static void leave_case(wxgb_state *st, void *arg)
+{
+    entry *e = arg;
+    if (wxgb_thread_index(st) != 0)
+        return;
+    note_cpu(e);
+    g_running = NULL;
+    if (g_nclasses > 1 && strcmp(e->core_class, "any") != 0) {
+        char why[WX_REASON_LEN];
+        wx_set_core_class("any", why, sizeof why); /* threads Google Benchmark starts next inherit no class */
+    }
+}
+
 static void trampoline(wxgb_state *st, void *arg)
 {
     entry *e = arg;
-    int first = wxgb_thread_index(st) == 0;
-    wx_jit_thread_reset(); /* no JIT write state left over from an earlier case */
-    if (first) {
-        send_msg("V %s\t%d\t%d\t%" PRIu64 "\t%d\t%s\n", e->c.variant, e->c.threads, e->c.victims,
-                 e->c.size_bytes, e->c.batch, e->core_class);
-        if (g_nclasses > 1) {
-            char why[WX_REASON_LEN] = "";
-            if (wx_set_core_class(e->core_class, why, sizeof why) != 0 && strcmp(e->core_class, "any") != 0) {
-                char msg[WX_REASON_LEN + 64];
-                snprintf(msg, sizeof msg, "unsupported: core class %s: %s", e->core_class, why);
-                wxgb_fail(st, msg);
-                return;
-            }
-        }
-        g_running = e;
-        note_cpu(e);
-    }
+    if (enter_case(st, e) != 0)
+        return;
     e->body(st, g_strategy_ptr, &e->c);
-    if (first) {
-        note_cpu(e);
-        g_running = NULL;
-        if (g_nclasses > 1 && strcmp(e->core_class, "any") != 0) {
-            char why[WX_REASON_LEN];
-            wx_set_core_class("any", why, sizeof why); /* threads Google Benchmark starts next inherit no class */
-        }
-    }
+    leave_case(st, e);
 }
 
 static void on_result(const wxgb_result *r, void *ctx)
@@ -461,7 +478,7 @@ static int child_main(const wx_scenario *sc, const char *strategy)
         if (e->body)
             wxgb_register(e->name, trampoline, e, &o);
         else
-            wxgb_register_native_empty(e->name, e, &o);
+            wxgb_register_native_empty(e->name, e, &o, enter_case, leave_case);
     }
     wxgb_run(on_result, NULL);
     return 0;
