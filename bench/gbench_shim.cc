@@ -75,7 +75,12 @@ class CaptureReporter : public benchmark::BenchmarkReporter {
             r.iterations = static_cast<uint64_t>(run.iterations);
             r.error = run_failed(run, 0) ? 1 : 0;
             r.message = msg.c_str();
-            r.ns_per_op = r.error || run.iterations == 0 ? -1.0 : run.GetAdjustedRealTime();
+            // Google Benchmark divides the threads' mean wall time by the
+            // iterations of all threads together; per thread, an op takes
+            // `threads` times that (wxgb_result.ns_per_op is per thread).
+            r.ns_per_op = r.error || run.iterations == 0
+                              ? -1.0
+                              : run.GetAdjustedRealTime() * static_cast<double>(run.threads > 0 ? run.threads : 1);
             r.cycles_per_op = counter_or(run, "cycles_per_op");
             r.tlb_per_op = counter_or(run, "tlb_per_op");
             fn_(&r, ctx_);
@@ -179,9 +184,9 @@ extern "C" int wxgb_keep_running(wxgb_state *st, uint64_t n) {
 extern "C" void wxgb_fail(wxgb_state *st, const char *message) { st->st->SkipWithError(message); }
 
 extern "C" void wxgb_set_counter(wxgb_state *st, const char *name, double total) {
-    st->st->counters[name] =
-        benchmark::Counter(total, benchmark::Counter::Flags(benchmark::Counter::kAvgIterations |
-                                                            benchmark::Counter::kAvgThreads));
+    // Summed over the threads that set it, divided by the iterations of all
+    // threads: per op. (kAvgThreads would divide by the thread count again.)
+    st->st->counters[name] = benchmark::Counter(total, benchmark::Counter::kAvgIterations);
 }
 
 extern "C" int wxgb_thread_index(const wxgb_state *st) { return static_cast<int>(st->st->thread_index()); }

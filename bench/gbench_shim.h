@@ -58,7 +58,8 @@ const char *wxgb_version(void);
 int wxgb_keep_running(wxgb_state *st, uint64_t n);
 /* Mark the run failed; the body must leave its loop right after. */
 void wxgb_fail(wxgb_state *st, const char *message);
-/* Attach a counter: total over this thread's loop, reported per op. */
+/* Attach a counter: total over this thread's loop; reported summed over the
+ * threads that set it and divided by all threads' ops (per op). */
 void wxgb_set_counter(wxgb_state *st, const char *name, double total);
 /* The calling worker's index and the number of workers. */
 int wxgb_thread_index(const wxgb_state *st);
