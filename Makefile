@@ -38,7 +38,7 @@ endif
 
 # The C core: no Google Benchmark, unit-testable and cross-compilable alone.
 CORE_SRC := bench/strategy.c bench/codegen.c bench/icache.c bench/fault.c \
-            bench/platform_common.c $(PLATFORM_SRC) $(sort $(wildcard bench/strategies/*.c))
+            bench/platform_common.c bench/threads.c $(PLATFORM_SRC) $(sort $(wildcard bench/strategies/*.c))
 # Everything else of the wxbench command (C) and the shim (the only C++).
 APP_SRC := bench/main.c bench/runner.c bench/csv.c bench/probe.c bench/audit.c $(sort $(wildcard scenarios/*.c))
 SHIM_SRC := bench/gbench_shim.cc

@@ -26,7 +26,13 @@ struct wxgb_state {
 
 namespace {
 
-std::map<std::string, void *> g_args;  // benchmark name -> registered arg
+// What one registered Google Benchmark stands for: a C benchmark and the
+// repetition of it this is.
+struct Registered {
+    void *arg;       // what was registered with it
+    int repetition;  // 1..repetitions
+};
+std::map<std::string, Registered> g_args;  // benchmark name -> what it stands for
 std::string g_format;                  // --benchmark_format value, "" if not given
 
 // Google Benchmark 1.7 reports failures as error_occurred/error_message,
@@ -70,12 +76,17 @@ class CaptureReporter : public benchmark::BenchmarkReporter {
             wxgb_result r;
             std::memset(&r, 0, sizeof r);
             std::string msg = run_message(run, 0);
-            r.arg = it == g_args.end() ? nullptr : it->second;
-            r.repetition = run.repetition_index < 0 ? 1 : static_cast<int>(run.repetition_index) + 1;
+            r.arg = it == g_args.end() ? nullptr : it->second.arg;
+            r.repetition = it == g_args.end() ? 1 : it->second.repetition;
             r.iterations = static_cast<uint64_t>(run.iterations);
             r.error = run_failed(run, 0) ? 1 : 0;
             r.message = msg.c_str();
-            r.ns_per_op = r.error || run.iterations == 0 ? -1.0 : run.GetAdjustedRealTime();
+            // Google Benchmark divides the threads' mean wall time by the
+            // iterations of all threads together; per thread, an op takes
+            // `threads` times that (wxgb_result.ns_per_op is per thread).
+            r.ns_per_op = r.error || run.iterations == 0
+                              ? -1.0
+                              : run.GetAdjustedRealTime() * static_cast<double>(run.threads > 0 ? run.threads : 1);
             r.cycles_per_op = counter_or(run, "cycles_per_op");
             r.tlb_per_op = counter_or(run, "tlb_per_op");
             fn_(&r, ctx_);
@@ -101,7 +112,7 @@ benchmark::internal::Benchmark *apply(benchmark::internal::Benchmark *b, const w
     else
         b->UseRealTime();
     b->Unit(benchmark::kNanosecond);
-    b->Repetitions(o->repetitions > 0 ? o->repetitions : 1);
+    b->Repetitions(1);  // repetitions are registered one by one: see register_repetitions
     if (o->threads > 1)
         b->Threads(o->threads);
     if (o->iterations > 0)
@@ -129,16 +140,30 @@ extern "C" int wxgb_init(int *argc, char **argv, char *why, size_t len) {
     return 0;
 }
 
+// Register a benchmark once per repetition ("name/repetition:k"), each with
+// Repetitions(1), instead of Repetitions(n): Google Benchmark computes
+// aggregates over the repetitions of one benchmark, and that code
+// dereferences the first repetition's statistics (null when it failed) and
+// checks that every repetition ran the same number of iterations (a failed
+// one may not), so a case that fails in some repetitions and not in others
+// would kill the child. One repetition per benchmark has no aggregates.
+template <class F>
+void register_repetitions(const char *name, void *arg, const wxgb_options *o, F fn) {
+    const int reps = o->repetitions > 0 ? o->repetitions : 1;
+    for (int k = 1; k <= reps; k++) {
+        std::string n = reps > 1 ? std::string(name) + "/repetition:" + std::to_string(k) : std::string(name);
+        g_args[n] = Registered{arg, k};
+        apply(benchmark::RegisterBenchmark(n.c_str(), fn), o);
+    }
+}
+
 extern "C" void wxgb_register(const char *name, wxgb_body body, void *arg, const wxgb_options *o) {
-    g_args[name] = arg;
-    apply(benchmark::RegisterBenchmark(name,
-                                       [body, arg](benchmark::State &st) {
-                                           wxgb_state w;
-                                           w.st = &st;
-                                           std::memset(w.scratch, 0, sizeof w.scratch);
-                                           body(&w, arg);
-                                       }),
-          o);
+    register_repetitions(name, arg, o, [body, arg](benchmark::State &st) {
+        wxgb_state w;
+        w.st = &st;
+        std::memset(w.scratch, 0, sizeof w.scratch);
+        body(&w, arg);
+    });
 }
 
 // The idiomatic Google Benchmark loop around the same empty op the C side
@@ -147,20 +172,17 @@ extern "C" void wxgb_register(const char *name, wxgb_body body, void *arg, const
 extern "C" void wxgb_register_native_empty(const char *name, void *arg, const wxgb_options *o,
                                            int (*before)(wxgb_state *, void *),
                                            void (*after)(wxgb_state *, void *)) {
-    g_args[name] = arg;
-    apply(benchmark::RegisterBenchmark(name,
-                                       [arg, before, after](benchmark::State &st) {
-                                           wxgb_state w;
-                                           w.st = &st;
-                                           std::memset(w.scratch, 0, sizeof w.scratch);
-                                           if (before && before(&w, arg) != 0)
-                                               return;
-                                           for (auto _ : st)
-                                               __asm__ __volatile__("" ::: "memory");
-                                           if (after)
-                                               after(&w, arg);
-                                       }),
-          o);
+    register_repetitions(name, arg, o, [arg, before, after](benchmark::State &st) {
+        wxgb_state w;
+        w.st = &st;
+        std::memset(w.scratch, 0, sizeof w.scratch);
+        if (before && before(&w, arg) != 0)
+            return;
+        for (auto _ : st)
+            __asm__ __volatile__("" ::: "memory");
+        if (after)
+            after(&w, arg);
+    });
 }
 
 extern "C" size_t wxgb_run(wxgb_report_fn report, void *ctx) {
@@ -195,9 +217,9 @@ extern "C" void wxgb_fail(wxgb_state *st, const char *message) { st->st->SkipWit
 extern "C" void wxgb_set_batch_time(wxgb_state *st, double seconds) { st->st->SetIterationTime(seconds); }
 
 extern "C" void wxgb_set_counter(wxgb_state *st, const char *name, double total) {
-    st->st->counters[name] =
-        benchmark::Counter(total, benchmark::Counter::Flags(benchmark::Counter::kAvgIterations |
-                                                            benchmark::Counter::kAvgThreads));
+    // Summed over the threads that set it, divided by the iterations of all
+    // threads: per op. (kAvgThreads would divide by the thread count again.)
+    st->st->counters[name] = benchmark::Counter(total, benchmark::Counter::kAvgIterations);
 }
 
 extern "C" int wxgb_thread_index(const wxgb_state *st) { return static_cast<int>(st->st->thread_index()); }

@@ -63,7 +63,8 @@ int wxgb_keep_running(wxgb_state *st, uint64_t n);
 void wxgb_fail(wxgb_state *st, const char *message);
 /* With manual_time: the seconds the batch just run took (once per batch). */
 void wxgb_set_batch_time(wxgb_state *st, double seconds);
-/* Attach a counter: total over this thread's loop, reported per op. */
+/* Attach a counter: total over this thread's loop; reported summed over the
+ * threads that set it and divided by all threads' ops (per op). */
 void wxgb_set_counter(wxgb_state *st, const char *name, double total);
 /* The calling worker's index and the number of workers. */
 int wxgb_thread_index(const wxgb_state *st);

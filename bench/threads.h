@@ -1,0 +1,131 @@
+/* threads.h - what scenarios run beside the measuring thread.
+ *
+ * A reusable barrier (macOS has no pthread_barrier_t) and "victims": threads
+ * of this process or forked processes, pinned one per other CPU, started
+ * behind a barrier and spinning while they count their progress and report
+ * their CPU time, so that a scenario can prove they ran during its timed
+ * loop. Portable POSIX; no Google Benchmark.
+ */
+#ifndef WX_THREADS_H
+#define WX_THREADS_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------
+ * Barrier
+ * ------------------------------------------------------------------------ */
+
+/* A reusable barrier. The number of parties is given at each wait, so a
+ * static barrier can serve benchmarks with different thread counts (every
+ * caller of one round must pass the same number). */
+typedef struct wx_barrier {
+    pthread_mutex_t lock;      /* protects the fields below */
+    pthread_cond_t cond;       /* signalled when a round completes */
+    unsigned waiting;          /* callers of the current round that arrived */
+    unsigned long generation;  /* rounds completed */
+} wx_barrier;
+
+/* Static initialiser for a wx_barrier. */
+#define WX_BARRIER_INITIALIZER {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0}
+
+/* Wait until parties callers have arrived; returns 1 in the last to
+ * arrive and 0 in the others. */
+int wx_barrier_wait(wx_barrier *b, unsigned parties);
+
+/* ---------------------------------------------------------------------------
+ * Victims: spinning threads or processes beside the measuring thread
+ * ------------------------------------------------------------------------ */
+
+/* Where victims run. */
+typedef enum wx_victim_kind {
+    WX_VICTIM_THREADS,   /* threads of this process: share its address space */
+    WX_VICTIM_PROCESSES, /* forked processes: each its own address space */
+} wx_victim_kind;
+
+/* Results of one victim step. */
+enum {
+    WX_STEP_DONE = 0,   /* one unit of work done: counted */
+    WX_STEP_IDLE = 1,   /* nothing done: not counted, the victim sleeps ~1 ms */
+    WX_STEP_ERROR = -1, /* failure: why[] filled; the victim stops */
+};
+
+/* Run once in the victim (its thread, or its process after fork) before the
+ * start barrier: 0, or nonzero with why[] filled. */
+typedef int (*wx_victim_prepare_fn)(void *arg, int index, char *why, size_t len);
+/* One step of a victim's loop: a WX_STEP_* value. */
+typedef int (*wx_victim_step_fn)(void *arg, int index, char *why, size_t len);
+
+/* A running set of victims. */
+typedef struct wx_victims wx_victims;
+
+/* Start n (at most WX_VICTIMS_MAX) victims of kind: victim k pins itself with wx_pin_thread(k + 1)
+ * (index 0 is the measuring thread's CPU; where pinning is impossible it runs
+ * unpinned), runs prepare, waits at a start barrier with the others, then
+ * calls step in a loop - spinning, never sleeping unless step says idle -
+ * counting done steps until stopped. Returns once every victim has counted
+ * a step after the barrier, or NULL with why[] (a prepare or step failed, a
+ * victim did not start within 5 s, a thread or process could not be made).
+ * Processes die with the process that started them (Linux: PR_SET_PDEATHSIG;
+ * elsewhere they notice their parent is gone) and are reaped by stop.
+ * Start process victims before anything fork must not copy is set up. */
+wx_victims *wx_victims_start(wx_victim_kind kind, int n, wx_victim_prepare_fn prepare, wx_victim_step_fn step,
+                             void *arg, char *why, size_t len);
+/* Most victims one set may hold. */
+#define WX_VICTIMS_MAX 64
+
+/* The least share of a timed loop's wall time each victim must spend on its
+ * CPU (its own CPU time over the loop's wall time) for the loop to count as
+ * measured "with victims": a victim preempted by other work receives none of
+ * the interrupts the row is about while it is off its CPU. Below a quarter
+ * the victim was mostly absent; between a quarter and all of it the row is a
+ * number, and wx_victims_settle starts loops at moments the victims hold
+ * their CPUs to keep that share high on a busy machine. */
+#define WX_VICTIM_MIN_RUNNING 0.25
+
+/* Every victim's progress at one moment (before a timed loop). */
+typedef struct wx_victims_mark {
+    uint64_t wall_ns;                  /* wx_now_ns() when taken */
+    uint64_t steps[WX_VICTIMS_MAX];    /* done steps of each victim */
+    uint64_t cpu_ns[WX_VICTIMS_MAX];   /* CPU time each victim last reported */
+} wx_victims_mark;
+
+/* Number of victims in v. */
+int wx_victims_count(const wx_victims *v);
+/* Record every victim's progress now into m. */
+void wx_victims_mark_now(const wx_victims *v, wx_victims_mark *m);
+/* 0 if since m every victim counted a step, spent at least
+ * WX_VICTIM_MIN_RUNNING of the wall time on its CPU, and none failed; else
+ * -1 with why[] naming the first victim that did not (index, CPU, steps,
+ * share of the time it ran). A window shorter than min_window_ns is only
+ * checked for failed victims: pass the case's min_time, since Google
+ * Benchmark's estimating runs are shorter and are not reported, while every
+ * run it reports lasts at least that long. */
+int wx_victims_check(const wx_victims *v, const wx_victims_mark *since, uint64_t min_window_ns, char *why,
+                     size_t len);
+
+/* Before a timed loop: wait (spinning, up to max_wait_ns) until every
+ * victim has just spent at least 90% of a window of window_ns on its CPU,
+ * so that a loop does not start while another program holds a victim's CPU.
+ * Returns 0 when they did, -1 when the wait ran out (the loop may still run:
+ * wx_victims_check judges it). */
+int wx_victims_settle(const wx_victims *v, uint64_t window_ns, uint64_t max_wait_ns);
+/* Stop every victim, wait for it and free v (NULL is allowed): 0, or -1 with
+ * why[] (a victim's error, a process that died or had to be killed). */
+int wx_victims_stop(wx_victims *v, char *why, size_t len);
+
+/* The victim counts a sweep over 0 .. ncpu-1 victims visits, into out[]
+ * (at most max, at most 64 victims): every count up to 4, then powers of two,
+ * always ending at ncpu-1; under quick only 0 and ncpu-1. Returns how many. */
+int wx_victim_counts(int ncpu, int quick, int *out, int max);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WX_THREADS_H */
