@@ -350,9 +350,11 @@ uint64_t wx_tlb_shootdowns(int *ok)
     FILE *f = fopen("/proc/interrupts", "r");
     if (!f)
         return 0;
-    static char line[1 << 16];
+    /* Own buffer per call: worker threads read this at the same time. */
+    char *line = NULL;
+    size_t cap = 0;
     uint64_t sum = 0;
-    while (fgets(line, sizeof line, f)) {
+    while (getline(&line, &cap, f) > 0) {
         char *p = line;
         while (*p == ' ')
             p++;
@@ -370,6 +372,7 @@ uint64_t wx_tlb_shootdowns(int *ok)
         *ok = 1;
         break;
     }
+    free(line);
     fclose(f);
     return sum;
 }

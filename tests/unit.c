@@ -832,6 +832,47 @@ static void test_machine(void)
     CHECK(t1 >= t0, "clock went backwards");
 }
 
+/* The TLB count is read by every worker thread at once: each read must be
+ * whole (a shared parse buffer once gave values off by 1e16). */
+typedef struct tlb_reader {
+    int bad;          /* reads that went backwards or jumped absurdly */
+    int ok;           /* the count is available */
+} tlb_reader;
+
+static void *read_tlb_repeatedly(void *arg)
+{
+    tlb_reader *t = arg;
+    int ok = 0;
+    uint64_t prev = wx_tlb_shootdowns(&ok);
+    t->ok = ok;
+    for (int i = 0; i < 300 && ok; i++) {
+        uint64_t now = wx_tlb_shootdowns(&ok);
+        if (now < prev || now - prev > 100000000u)
+            t->bad++;
+        prev = now;
+    }
+    return NULL;
+}
+
+static void test_tlb_count_concurrent_reads(void)
+{
+    int ok = 0;
+    wx_tlb_shootdowns(&ok);
+    if (!ok)
+        skip("no TLB row in /proc/interrupts here (counted on x86 Linux only)");
+    enum { N = 6 };
+    pthread_t t[N];
+    tlb_reader r[N];
+    memset(r, 0, sizeof r);
+    for (int i = 0; i < N; i++)
+        CHECK(pthread_create(&t[i], NULL, read_tlb_repeatedly, &r[i]) == 0, "pthread_create");
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        CHECK(r[i].ok, "thread %d could not read the count", i);
+        CHECK(r[i].bad == 0, "thread %d saw %d torn or backwards reads", i, r[i].bad);
+    }
+}
+
 /* ------------------------------------------------------------------ runner */
 
 typedef struct test {
@@ -840,6 +881,7 @@ typedef struct test {
 } test;
 
 static const test tests[] = {
+    {"TLB shootdown count: concurrent reads are whole", test_tlb_count_concurrent_reads},
     {"codegen: stubs return their constants after repeated patches", test_codegen_constants},
     {"codegen: 64-bit constant stubs, known bytes, aligned immediate, patched in place", test_codegen64},
     {"strategy table: complete, no test strategies, reasons given", test_strategy_table},
