@@ -22,7 +22,7 @@ PROPERTIES = ("writable_at_rest", "permanent_writable_alias", "writer_can_execut
 # The questions that need an access while the writer holds write access: n/a
 # for a strategy whose window runs only its write_code copy.
 WINDOW_PROPERTIES = PROPERTIES[2:]
-# Known answers (docs/scenarios-6.md; the unit tests hold the same), per
+# Known answers (docs/jit-and-audit.md; the unit tests hold the same), per
 # strategy where it runs: yes / no / n/a; None = not fixed here.
 KNOWN_AUDIT = {
     "rwx": {"writable_at_rest": "yes", "permanent_writable_alias": "no",
