@@ -18,6 +18,13 @@
  *              the ops call the stubs round-robin through the executable view
  *              and check each value        op = one call of one page's stub
  *
+ * A strategy with a write_code hook (mapjit_callback; the test build's
+ * test_hook) is writable only inside that call, so each window is one
+ * write_code call: setup builds the region's bytes aside (a byte on every
+ * page, the stub at the start) and copies them in whole - size_bytes copied,
+ * where the others store one byte per page - and steady copies the new stub
+ * in. exec_span's region is prepared the same way (stub_pages.h).
+ *
  * Running out of mappings (vm.max_map_count; every dual-mapped region costs
  * two) is a `failed` row with the errno text and the limit, never a crash; the
  * test build's map_exhaust fills the address space with mappings until mmap
@@ -63,6 +70,7 @@ typedef struct do_ctx {
     int skip_write;          /* test: do not write the new code */
     uint32_t value;          /* setup, steady: value of the newest stub */
     uint64_t done;           /* ops completed */
+    unsigned char *img;      /* setup with a write_code hook: the region's bytes, built aside */
     char why[WX_REASON_LEN]; /* what failed in do_ops */
 } do_ctx;
 
@@ -195,6 +203,69 @@ static int setup_op(do_ctx *x)
     return 0;
 }
 
+/* One create+destroy for a strategy writable only inside write_code: the
+ * same op, the writable window being one write_code call that copies the
+ * region's bytes (a byte on every page, the stub at the start). 0, or -1
+ * with x->why. */
+static int setup_op_hook(do_ctx *x)
+{
+    const wx_strategy *s = x->s;
+    const size_t stub = wx_stub_size();
+    char why[WX_REASON_LEN] = "";
+    wx_region r;
+    memset(&r, 0, sizeof r);
+    int e = s->map(&r, x->size, why, sizeof why);
+    if (e != 0) {
+        create_failed(x, "create", why);
+        return -1;
+    }
+    uint32_t v = ++x->value;
+    if (!x->skip_write)
+        wx_emit_stub(x->img, stub, v);
+    if ((e = s->write_code(&r, 0, x->img, x->size)) != 0) {
+        s->unmap(&r);
+        create_failed(x, "write_code", strerror(e));
+        return -1;
+    }
+    wx_icache_flush(r.write, r.exec, stub);
+    /* Read the stub back through the executable view before calling it:
+     * a region whose write did not arrive is never jumped into. */
+    uint32_t seen = wx_stub_value(r.exec, stub);
+    uint32_t got = seen == v ? wx_stub_at(r.exec)() : 0;
+    s->unmap(&r);
+    if (seen != v || got != v) {
+        snprintf(x->why, sizeof x->why,
+                 "verification failed: the executable view of a new region holds %u and returned %u, expected %u", seen,
+                 got, v);
+        return -1;
+    }
+    return 0;
+}
+
+/* One verified patch of the steady region through write_code (the stub
+ * built aside, copied in one call; skip_write: the same call copying
+ * nothing): 0, or -1 with x->why. */
+static int steady_op_hook(do_ctx *x)
+{
+    const wx_strategy *s = x->s;
+    const size_t stub = wx_stub_size();
+    unsigned char code[64];
+    uint32_t v = ++x->value;
+    wx_emit_stub(code, stub, v);
+    int e = s->write_code(&x->r, 0, code, x->skip_write ? 0 : stub);
+    if (e != 0) {
+        wx_why_errno(x->why, sizeof x->why, "write_code", e);
+        return -1;
+    }
+    wx_icache_flush(x->r.write, x->r.exec, stub);
+    uint32_t got = wx_stub_at(x->r.exec)();
+    if (got != v) {
+        snprintf(x->why, sizeof x->why, "verification failed: patched stub returned %u, expected %u", got, v);
+        return -1;
+    }
+    return 0;
+}
+
 /* One verified patch of the steady region: 0, or -1 with x->why. */
 static int steady_op(do_ctx *x)
 {
@@ -216,6 +287,19 @@ static int steady_op(do_ctx *x)
     if (got != v) {
         snprintf(x->why, sizeof x->why, "verification failed: patched stub returned %u, expected %u", got, v);
         return -1;
+    }
+    return 0;
+}
+
+/* n ops of setup or steady for a strategy writable only inside
+ * write_code: 0, or -1 with x->why. (exec_span changes nothing: do_ops.) */
+static int do_hook_ops(void *ctx, uint64_t n)
+{
+    do_ctx *x = ctx;
+    for (uint64_t i = 0; i < n; i++) {
+        if ((x->variant == V_SETUP ? setup_op_hook(x) : steady_op_hook(x)) != 0)
+            return -1;
+        x->done++;
     }
     return 0;
 }
@@ -251,6 +335,8 @@ static void do_teardown(do_ctx *x)
     if (x->mapped)
         x->s->unmap(&x->r);
     x->mapped = 0;
+    free(x->img);
+    x->img = NULL;
 }
 
 static int do_setup(do_ctx *x, const wx_strategy *s, const wx_case *c, char *why, size_t len)
@@ -262,7 +348,16 @@ static int do_setup(do_ctx *x, const wx_strategy *s, const wx_case *c, char *why
     x->size = (size_t)c->size_bytes;
     x->skip_write = wx_test_inject("skip_write");
     x->value = FIRST_VALUE;
-    if (x->variant == V_STEADY) {
+    if (x->variant == V_SETUP && s->write_code) {
+        /* The bytes setup_op_hook copies in: one on every page (the stub
+         * goes over the first page's at each op). */
+        if (!(x->img = calloc(1, x->size))) {
+            snprintf(why, len, "out of memory for a %zu-byte code image", x->size);
+            return -1;
+        }
+        for (size_t off = 0; off < x->size; off += x->page)
+            x->img[off] = 1;
+    } else if (x->variant == V_STEADY) {
         if (wx_region_prepare(s, &x->r, x->size, FIRST_VALUE, why, len) != 0)
             return -1;
         x->mapped = 1;
@@ -287,15 +382,22 @@ static void do_body(wx_bench *b, const wx_strategy *s, const wx_case *c)
     hog h = {0};
     if (x.variant == V_SETUP && wx_test_inject("map_exhaust") && hog_fill(&h, x.page, why, sizeof why) != 0) {
         hog_release(&h);
+        do_teardown(&x);
         wx_bench_fail(b, "%s", why);
         return;
     }
     const uint64_t batch = x.variant == V_SETUP ? 1 : 16;
     int err = 0;
     wx_bench_counters_begin(b);
-    while (wx_bench_keep_running(b, batch))
-        if ((err = do_ops(&x, batch)) != 0)
-            break;
+    if (s->write_code && x.variant != V_SPAN) {
+        while (wx_bench_keep_running(b, batch))
+            if ((err = do_hook_ops(&x, batch)) != 0)
+                break;
+    } else {
+        while (wx_bench_keep_running(b, batch))
+            if ((err = do_ops(&x, batch)) != 0)
+                break;
+    }
     wx_bench_counters_end(b);
     hog_release(&h);
     if (err == 0 && x.variant == V_SPAN && wx_page_stubs_verify(&x.r, x.page, x.pages, "after the timed loop",

@@ -35,6 +35,9 @@
  * data lines are cleaned by the write address and the instruction lines
  * invalidated by the execute address). Strategies that must switch are rows
  * `unsupported: question does not apply`; toggle_latency measures the switch.
+ * That includes the strategies writable only inside write_code
+ * (mapjit_callback): ic_setup's begin_write is reached only by rwx and
+ * dualmap, whose windows are open at all times.
  */
 #define _GNU_SOURCE 1
 #define _DARWIN_C_SOURCE 1

@@ -11,6 +11,12 @@
  *   flip_victim_processes  flip, the victims being forked processes, each in
  *                          its own address space   op = one RW->RX round trip
  *
+ * A strategy with a write_code hook (mapjit_callback; the test build's
+ * test_hook) is writable only inside that call: its flip is one
+ * write_code(r, 0, NULL, 0) - writable and executable again, nothing copied -
+ * and noop does not exist for it (there is no request for the state in
+ * force: every call switches to writable and back), so noop is `unsupported`.
+ *
  * tlb_shootdowns_per_op is the machine-wide TLB-shootdown interrupt count
  * (x86 Linux, /proc/interrupts) over the timed loop, per op.
  *
@@ -225,6 +231,19 @@ static int tlb_setup(tlb_ctx *x, const wx_strategy *s, const wx_case *c, char *w
     return 0;
 }
 
+/* n ops of flip for a strategy writable only inside write_code: one
+ * write_code call copying nothing per op (writable, then executable again).
+ * 0 or the errno of the failing call. */
+static int tlb_hook_ops(void *ctx, uint64_t n)
+{
+    tlb_ctx *x = ctx;
+    const wx_strategy *s = x->s;
+    int e = 0;
+    for (uint64_t i = 0; i < n && !e; i++)
+        e = s->write_code(&x->r, 0, NULL, 0);
+    return e;
+}
+
 /* n ops of the case: 0 or the errno of the failing call. */
 static int tlb_ops(void *ctx, uint64_t n)
 {
@@ -260,13 +279,20 @@ static void tlb_body(wx_bench *b, const wx_strategy *s, const wx_case *c)
     (void)wx_victims_settle(x.v, SETTLE_WINDOW_NS, SETTLE_MAX_WAIT_NS);
     wx_bench_counters_begin(b);
     wx_victims_mark_now(x.v, &before);
-    while (wx_bench_keep_running(b, batch))
-        if ((err = tlb_ops(&x, batch)) != 0)
-            break;
+    if (s->write_code) {
+        while (wx_bench_keep_running(b, batch))
+            if ((err = tlb_hook_ops(&x, batch)) != 0)
+                break;
+    } else {
+        while (wx_bench_keep_running(b, batch))
+            if ((err = tlb_ops(&x, batch)) != 0)
+                break;
+    }
     int idle = wx_victims_check(x.v, &before, (uint64_t)(c->min_time * 1e9), why, sizeof why);
     wx_bench_counters_end(b);
     if (err) {
-        snprintf(why, sizeof why, "%s failed: %s (errno %d)", x.variant == V_NOOP ? "end_write" : "begin_write/end_write",
+        snprintf(why, sizeof why, "%s failed: %s (errno %d)",
+                 s->write_code ? "write_code" : x.variant == V_NOOP ? "end_write" : "begin_write/end_write",
                  strerror(err), err);
         failed = 1;
     } else if (idle) {
@@ -307,6 +333,13 @@ static void tlb_register(const wx_run *run)
     int nv = wx_victim_counts(run->ncpu, run->quick, victims, 16);
 
     for (int variant = 0; tlb_variants[variant]; variant++) {
+        if (variant == V_NOOP && s->write_code) {
+            wx_case c = {.variant = tlb_variants[variant], .threads = 1, .batch = 1};
+            wx_add_unsupported(&c, "no request for the state in force exists: outside write_code "
+                                   "(pthread_jit_write_with_callback_np) the region is always executable, and every "
+                                   "call switches to writable and back (timed by flip)");
+            continue;
+        }
         for (size_t p = 0; p < npages; p++) {
             for (int k = 0; k < nv; k++) {
                 if (variant == V_PROC && victims[k] == 0)

@@ -14,7 +14,9 @@
 
 #include "../bench/wx.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* What the stub of page i returns once the region is prepared. */
@@ -58,7 +60,9 @@ static inline int wx_page_stubs_verify(const wx_region *r, size_t page, size_t p
 
 /* Map pages pages with strategy s, write every page (zeroes, then its stub),
  * make the region executable, flush, and verify every stub. 0, or nonzero
- * with why[]; on failure nothing stays mapped. The region is left executable. */
+ * with why[]; on failure nothing stays mapped. The region is left executable.
+ * A strategy writable only inside write_code (mapjit_callback) gets the same
+ * bytes built aside and copied in by one write_code call. */
 static inline int wx_page_stubs_prepare(const wx_strategy *s, wx_region *r, size_t page, size_t pages, char *why,
                                         size_t len)
 {
@@ -66,21 +70,41 @@ static inline int wx_page_stubs_prepare(const wx_strategy *s, wx_region *r, size
     int e = s->map(r, page * pages, why, len);
     if (e != 0)
         return e;
-    if ((e = s->begin_write(r)) != 0) {
-        s->unmap(r);
-        return wx_why_errno(why, len, "begin_write", e);
-    }
     const size_t stub = wx_stub_size();
-    for (size_t i = 0; i < pages; i++) {
-        memset((unsigned char *)r->write + i * page, 0, page);
-        wx_emit_stub(wx_page_stub(r->write, i, page), stub, WX_PAGE_STUB_OLD(i));
-    }
-    if (!wx_test_inject("skip_write"))
-        for (size_t i = 0; i < pages; i++)
-            wx_patch_stub(wx_page_stub(r->write, i, page), stub, WX_PAGE_STUB_VALUE(i));
-    if ((e = s->end_write(r)) != 0) {
-        s->unmap(r);
-        return wx_why_errno(why, len, "end_write", e);
+    const int patch = !wx_test_inject("skip_write");
+    if (s->write_code) {
+        unsigned char *img = calloc(1, r->size);
+        if (!img) {
+            s->unmap(r);
+            return wx_why_errno(why, len, "calloc(code image)", ENOMEM);
+        }
+        for (size_t i = 0; i < pages; i++) {
+            wx_emit_stub(wx_page_stub(img, i, page), stub, WX_PAGE_STUB_OLD(i));
+            if (patch)
+                wx_patch_stub(wx_page_stub(img, i, page), stub, WX_PAGE_STUB_VALUE(i));
+        }
+        e = s->write_code(r, 0, img, r->size);
+        free(img);
+        if (e != 0) {
+            s->unmap(r);
+            return wx_why_errno(why, len, "write_code", e);
+        }
+    } else {
+        if ((e = s->begin_write(r)) != 0) {
+            s->unmap(r);
+            return wx_why_errno(why, len, "begin_write", e);
+        }
+        for (size_t i = 0; i < pages; i++) {
+            memset((unsigned char *)r->write + i * page, 0, page);
+            wx_emit_stub(wx_page_stub(r->write, i, page), stub, WX_PAGE_STUB_OLD(i));
+        }
+        if (patch)
+            for (size_t i = 0; i < pages; i++)
+                wx_patch_stub(wx_page_stub(r->write, i, page), stub, WX_PAGE_STUB_VALUE(i));
+        if ((e = s->end_write(r)) != 0) {
+            s->unmap(r);
+            return wx_why_errno(why, len, "end_write", e);
+        }
     }
     wx_icache_flush(r->write, r->exec, r->size);
     if (wx_page_stubs_verify(r, page, pages, "after writing", why, len) != 0) {

@@ -22,6 +22,11 @@
  *     fault), so the mutex covers the whole cycle, the call included, and
  *     the threads run one at a time. That serialisation is the cost the
  *     scenario shows.
+ * A strategy with a write_code hook (mapjit_callback; the test build's
+ * test_hook) is writable only inside that call: each thread builds its stub
+ * aside and the write window is one write_code call copying it into its
+ * slot; the mutex covers that call (per-thread: mapjit_callback) or the call
+ * and the run of the code (process-wide: test_hook, which is mprotect).
  * In `private`, mprotect changes only the calling thread's region, but the
  * change is to the one address space, so the other threads' CPUs take TLB
  * shootdowns (counted in tlb_shootdowns_per_op on x86 Linux).
@@ -72,16 +77,27 @@ static int shared_prepare(const wx_strategy *s, int threads, char *why, size_t l
     wx_region *r = &g_shared.r;
     if (wx_region_prepare(s, r, size, FIRST_VALUE, why, len) != 0)
         return -1;
-    int e = s->begin_write(r);
-    if (e != 0) {
-        s->unmap(r);
-        return wx_why_errno(why, len, "begin_write", e), -1;
-    }
-    for (int t = 0; t < threads; t++)
-        wx_emit_stub((unsigned char *)r->write + (size_t)t * SLOT, wx_stub_size(), FIRST_VALUE);
-    if ((e = s->end_write(r)) != 0) {
-        s->unmap(r);
-        return wx_why_errno(why, len, "end_write", e), -1;
+    int e;
+    if (s->write_code) {
+        /* writable only inside write_code: one call per slot */
+        unsigned char code[SLOT];
+        wx_emit_stub(code, wx_stub_size(), FIRST_VALUE);
+        for (int t = 0; t < threads; t++)
+            if ((e = s->write_code(r, (size_t)t * SLOT, code, wx_stub_size())) != 0) {
+                s->unmap(r);
+                return wx_why_errno(why, len, "write_code", e), -1;
+            }
+    } else {
+        if ((e = s->begin_write(r)) != 0) {
+            s->unmap(r);
+            return wx_why_errno(why, len, "begin_write", e), -1;
+        }
+        for (int t = 0; t < threads; t++)
+            wx_emit_stub((unsigned char *)r->write + (size_t)t * SLOT, wx_stub_size(), FIRST_VALUE);
+        if ((e = s->end_write(r)) != 0) {
+            s->unmap(r);
+            return wx_why_errno(why, len, "end_write", e), -1;
+        }
     }
     wx_icache_flush(r->write, r->exec, r->size);
     for (int t = 0; t < threads; t++) {
@@ -95,12 +111,59 @@ static int shared_prepare(const wx_strategy *s, int threads, char *why, size_t l
     return 0;
 }
 
+/* patch_loop for a strategy writable only inside write_code: the stub is
+ * built aside and copied into the thread's slot by one write_code call, the
+ * write window (skip_write: the same call copying nothing). */
+static void patch_loop_hook(wx_bench *b, const wx_strategy *s, wx_region *r, size_t off, pthread_mutex_t *lock,
+                            int hold_call)
+{
+    const size_t stub = wx_stub_size();
+    const size_t len = wx_test_inject("skip_write") ? 0 : stub;
+    const uint32_t tag = (uint32_t)(wx_bench_thread_index(b) + 1) << 24; /* values unique per thread */
+    unsigned char *w = (unsigned char *)r->write + off, *x = (unsigned char *)r->exec + off;
+    unsigned char code[SLOT];
+    uint32_t n = 0, v = 0, got = 0;
+    int err = 0;
+    wx_bench_counters_begin(b);
+    while (wx_bench_keep_running(b, OPS_PER_BATCH)) {
+        for (unsigned i = 0; i < OPS_PER_BATCH; i++) {
+            v = tag | (++n & 0xffffffu);
+            wx_emit_stub(code, stub, v);
+            if (lock)
+                pthread_mutex_lock(lock);
+            err = s->write_code(r, off, code, len);
+            if (lock && !hold_call)
+                pthread_mutex_unlock(lock);
+            if (err == 0) {
+                wx_icache_flush(w, x, stub);
+                got = wx_stub_at(x)();
+            }
+            if (lock && hold_call)
+                pthread_mutex_unlock(lock);
+            if (err != 0 || got != v)
+                break;
+        }
+        if (err != 0)
+            wx_bench_fail(b, "thread %d: write_code failed: %s (errno %d)", wx_bench_thread_index(b), strerror(err),
+                          err);
+        else if (got != v)
+            wx_bench_fail(b, "verification failed: thread %d's patched stub returned %#x, expected %#x",
+                          wx_bench_thread_index(b), got, v);
+    }
+    wx_bench_counters_end(b);
+}
+
 /* The timed loop of one thread over its stub at offset off of r. lock is
  * NULL (private), or the mutex held around the write window (hold_call = 0)
- * or the whole cycle (hold_call = 1). */
+ * or the whole cycle (hold_call = 1). A strategy writable only inside
+ * write_code runs patch_loop_hook instead. */
 static void patch_loop(wx_bench *b, const wx_strategy *s, wx_region *r, size_t off, pthread_mutex_t *lock,
                        int hold_call)
 {
+    if (s->write_code) {
+        patch_loop_hook(b, s, r, off, lock, hold_call);
+        return;
+    }
     const size_t stub = wx_stub_size();
     const int skip_write = wx_test_inject("skip_write");
     const uint32_t tag = (uint32_t)(wx_bench_thread_index(b) + 1) << 24; /* values unique per thread */

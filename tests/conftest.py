@@ -14,6 +14,7 @@ import csv
 import json
 import os
 import platform as host_platform
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -146,6 +147,8 @@ class Platform:
         return self.strategies[strategy][0]
 
     def why(self, strategy):
+        if strategy == "test_hook":
+            strategy = "mprotect"
         return self.strategies[strategy][1]
 
     def running(self, names=USER_STRATEGIES):
@@ -220,10 +223,11 @@ def host_os_arch():
 # ---------------------------------------------------------------------------
 # Row expectations shared by the integration tests
 
-def assert_measured(rows, plat, reps, what):
+def assert_measured(rows, plat, reps, what, accept=None):
     """Rows of one measured case: status ok, repetitions 1..reps once per
     core class it is measured on (every class of the platform for a
-    single-thread case, `any` for a multi-thread one)."""
+    single-thread case, `any` for a multi-thread one). accept(row), where
+    given, replaces "status ok" (e.g. failed rows of an injected fault)."""
     assert rows, f"{what}: no rows"
     threads = {r["threads"] for r in rows}
     assert len(threads) == 1, (what, threads)
@@ -232,7 +236,7 @@ def assert_measured(rows, plat, reps, what):
     for cls in classes:
         mine = [r for r in rows if r["core_class"] == cls]
         assert sorted(int(r["repetition"]) for r in mine) == list(range(1, reps + 1)), (what, cls, mine)
-        assert all(r["status"] == "ok" for r in mine), (what, cls, mine)
+        assert all(accept(r) if accept else r["status"] == "ok" for r in mine), (what, cls, mine)
 
 
 def assert_unsupported_once(rows, what, *words):
@@ -252,3 +256,34 @@ def assert_baseline_rows(rows, plat, reps, what):
         assert_measured(rows, plat, reps, what)
     else:
         assert rows and all(r["status"] == "unsupported" and "baseline" in r["reason"] for r in rows), (what, rows)
+
+
+# ---------------------------------------------------------------------------
+# Rows whose victims lost their CPU to other programs
+
+# The reason wx_victims_check (bench/threads.c) gives a row whose victim
+# spent less than WX_VICTIM_MIN_RUNNING (a quarter) of the timed loop on its
+# CPU: the machine was busy, the row would describe fewer victims than it
+# claims, so it is `failed`, not a number. Matched whole, nothing else.
+VICTIM_LOST = re.compile(r"victim (thread|process) \d+ \(CPU -?\d+\) was on its CPU for only \d+% of the timed "
+                         r"loop \(\d+\.\d{3} of \d+\.\d{3} ms; at least 25% is needed\): its CPU was busy with "
+                         r"other work")
+# Where that check runs: the scenario and the variants with victims.
+VICTIM_CASES = {"mprotect_tlb": ("flip", "noop", "flip_victim_processes"), "icache_flush": ("membarrier",)}
+
+
+def victim_lost(r):
+    """A row `failed` only because a victim lost its CPU to other programs
+    during the timed loop (a busy machine, not wrong code)."""
+    return (r["status"] == "failed" and r["variant"] in VICTIM_CASES.get(r["scenario"], ())
+            and int(r["victims"]) > 0 and r["ns_per_op"] == "" and VICTIM_LOST.fullmatch(r["reason"]) is not None)
+
+
+def assert_exit_code(run):
+    """A run whose rows should all be ok or unsupported: exit 0; exit 1 is
+    accepted only when every other row is `failed` because a victim lost its
+    CPU to other programs (docs/scenarios-3.md, "Victims")."""
+    bad = [r for r in run.rows if r["status"] not in ("ok", "unsupported")]
+    lost = [r for r in bad if victim_lost(r)]
+    assert lost == bad, [r for r in bad if not victim_lost(r)]
+    assert run.rc == (1 if bad else 0), (run.rc, run.stderr, bad)

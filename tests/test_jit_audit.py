@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (USER_STRATEGIES, WRITE_CODE_STRATEGIES, assert_baseline_rows, assert_measured,
-                      assert_unsupported_once, run_wxbench)
+from conftest import (USER_STRATEGIES, WRITE_CODE_STRATEGIES, assert_baseline_rows, assert_exit_code,
+                      assert_measured, assert_unsupported_once, run_wxbench)
 
 AUDIT_HEADER = "strategy,property,result,evidence"
 PROPERTIES = ("writable_at_rest", "permanent_writable_alias", "writer_can_execute_while_writable",
@@ -185,7 +185,7 @@ def assert_cross_side_file(run, strategies=None):
 # --------------------------------------------------------------------- audit
 
 def test_audit_csv_has_one_row_per_strategy_and_property(quick_run):
-    assert quick_run.rc == 0, quick_run.stderr
+    assert_exit_code(quick_run)  # 0, or 1 only for rows whose victims lost their CPU to other programs
     table = audit_of(quick_run)
     strategies = {r["strategy"] for r in quick_run.rows if r["scenario"] == "wx_audit"}
     assert strategies == set(USER_STRATEGIES)
