@@ -282,7 +282,7 @@ def victim_lost(r):
 def assert_exit_code(run):
     """A run whose rows should all be ok or unsupported: exit 0; exit 1 is
     accepted only when every other row is `failed` because a victim lost its
-    CPU to other programs (docs/scenarios-3.md, "Victims")."""
+    CPU to other programs (docs/scenarios.md, "Victims")."""
     bad = [r for r in run.rows if r["status"] not in ("ok", "unsupported")]
     lost = [r for r in bad if victim_lost(r)]
     assert lost == bad, [r for r in bad if not victim_lost(r)]

@@ -9,7 +9,7 @@ Expectations come from the platform (conftest.Platform): which strategies run
 here, the core classes single-thread cases are measured on (P and E on Apple
 silicon: every measured single-thread case, with or without victims, has its
 repetitions once per class), where TLB shootdowns are counted, and which
-icache_flush methods exist per OS and architecture (docs/scenarios-3.md).
+icache_flush methods exist per OS and architecture (docs/scenarios.md).
 Every case a scenario registers here is listed below, so a case that appears,
 vanishes or changes status fails the test."""
 import ctypes
