@@ -97,6 +97,13 @@ $(B)/%.o: %.cc
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
 
+# The version wxbench records (git describe): a stamp rewritten only when it
+# changes, so that a new commit rebuilds the files that print it.
+.PHONY: FORCE
+$(B)/version.stamp: FORCE
+	@mkdir -p $(B); echo '$(WX_VERSION)' | cmp -s - $@ 2>/dev/null || echo '$(WX_VERSION)' > $@
+$(B)/bench/main.o $(B)/bench/runner.o $(BT)/bench/main.o $(BT)/bench/runner.o: $(B)/version.stamp
+
 # ---------------------------------------------------------------------------
 # Dependencies: check, then install (apt-get / Homebrew) or say how.
 deps: deps-bench deps-test

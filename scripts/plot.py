@@ -440,11 +440,18 @@ def plot_toggle_latency(scene: Scene):
 
 
 def plot_mprotect_tlb(scene: Scene):
-    strategies = sorted({c.strategy for c in scene.configs}, key=wxdata.strategy_key)
+    # A panel per strategy that measured something (the others are listed
+    # under the figure with their reasons, not drawn as empty panels).
+    strategies = sorted({c.strategy for c in scene.ok()}, key=wxdata.strategy_key)
     ns_panels = {s: (f"{s}: ns per op vs region size" if len(strategies) > 1 else "ns per op vs region size")
                  for s in strategies}
-    has_tlb = any(c.values("tlb_shootdowns_per_op").size for c in scene.ok())
-    names = list(ns_panels.values()) + (["TLB shootdowns per op"] if has_tlb else [])
+    # Shootdowns are drawn for one strategy, so that lines never join points
+    # of different strategies: mprotect, the question's subject, where counted.
+    tlb_strategy = next((s for s in ["mprotect"] + strategies
+                         if any(c.values("tlb_shootdowns_per_op").size for c in scene.ok(strategy=s))), None)
+    has_tlb = tlb_strategy is not None
+    tlb_panel = f"{tlb_strategy}: TLB shootdowns per op" if has_tlb else None
+    names = list(ns_panels.values()) + ([tlb_panel] if has_tlb else [])
     axes = scene.panels(names)
     victims = sorted({c.victims for c in scene.ok() if c.victims is not None})
     cmap = plt.get_cmap("viridis")
@@ -454,7 +461,8 @@ def plot_mprotect_tlb(scene: Scene):
               "noop": (":", "x", "noop: mprotect to the protection already set")}
 
     series = {s: SeriesSet(scene.ok(strategy=s), ["variant", "victims"], "pages", tuple(styles)) for s in strategies}
-    tlb_series = SeriesSet(scene.ok(), ["variant", "victims"], "pages", tuple(styles))
+    tlb_series = SeriesSet(scene.ok(strategy=tlb_strategy) if has_tlb else [], ["variant", "victims"], "pages",
+                           tuple(styles))
 
     def style(key, i):
         linestyle, marker, _ = styles.get(key[0], ("-.", "^", key[0]))
@@ -468,8 +476,8 @@ def plot_mprotect_tlb(scene: Scene):
             ax.set_yscale("log")
             ax.set_ylabel(scene.ns_label(configs=mine))
         if has_tlb:
-            ax = axes[("TLB shootdowns per op", core)]
-            mine = [c for c in scene.ok(core) if c.values("tlb_shootdowns_per_op").size]
+            ax = axes[(tlb_panel, core)]
+            mine = [c for c in scene.ok(core, strategy=tlb_strategy) if c.values("tlb_shootdowns_per_op").size]
             draw_lines(scene, ax, mine, tlb_series, style, "tlb_shootdowns_per_op", log=False)
             ax.set_ylim(bottom=0)
             ax.set_ylabel(f"TLB shootdowns per op\n(median; whiskers min–max over {scene.reps_text(mine)})")
