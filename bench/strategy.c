@@ -65,6 +65,26 @@ void wx_baseline_unmap(wx_region *r)
     WX_BASELINE_STRATEGY.unmap(r);
 }
 
+int wx_baseline_prepare(wx_region *r, size_t size, uint32_t value, char *why, size_t len)
+{
+    char err[WX_REASON_LEN];
+    if (wx_baseline_map(r, size, err, sizeof err) != 0) {
+        snprintf(why, len, "baseline needs memory that is writable and executable without a switch "
+                           "(RWX; a dual mapping on Apple silicon): %s", err);
+        return 1;
+    }
+    memset(r->write, 0, r->size); /* touch every page */
+    wx_emit_stub(r->write, wx_stub_size(), value);
+    wx_icache_flush(r->write, r->exec, wx_stub_size());
+    uint32_t got = wx_stub_at(r->exec)();
+    if (got != value) {
+        snprintf(why, len, "verification failed on baseline memory: the stub returned %u, expected %u", got, value);
+        wx_baseline_unmap(r);
+        return -1;
+    }
+    return 0;
+}
+
 int wx_write_code(const wx_strategy *s, wx_region *r, size_t off, const void *src, size_t len)
 {
     if (s->write_code)

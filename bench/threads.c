@@ -458,3 +458,9 @@ int wx_victim_counts(int ncpu, int quick, int *out, int max)
     }
     return n;
 }
+
+double wx_victim_case_min_time(double run_min_time, int victims)
+{
+    const double floor = victims > 0 ? 0.01 : 0.002;
+    return run_min_time / 4 > floor ? run_min_time / 4 : floor;
+}

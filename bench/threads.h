@@ -123,6 +123,10 @@ int wx_victims_stop(wx_victims *v, char *why, size_t len);
  * (at most max, at most 64 victims): every count up to 4, then powers of two,
  * always ending at ncpu-1; under quick only 0 and ncpu-1. Returns how many. */
 int wx_victim_counts(int ncpu, int quick, int *out, int max);
+/* Seconds per repetition of a case with victims, from the run's min_time: a
+ * quarter of it; at least 10 ms with victims (several scheduler time slices,
+ * so a victim briefly preempted still shows as running), 2 ms without. */
+double wx_victim_case_min_time(double run_min_time, int victims);
 
 #ifdef __cplusplus
 }

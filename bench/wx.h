@@ -83,6 +83,11 @@ size_t wx_strategy_count(void);
 int wx_baseline_map(wx_region *r, size_t size, char *why, size_t len);
 /* Release a region from wx_baseline_map. */
 void wx_baseline_unmap(wx_region *r);
+/* Map baseline memory, touch every page, put a stub returning value at its
+ * start and check that it runs. Returns 0; 1 when no such memory can be
+ * mapped here (the row is unsupported); -1 when the check failed (the row
+ * failed; nothing is left mapped). why says which. */
+int wx_baseline_prepare(wx_region *r, size_t size, uint32_t value, char *why, size_t len);
 
 /* Map a region with strategy s, write every page (so no page is untouched
  * when timing starts), put a stub returning value at its start, make it

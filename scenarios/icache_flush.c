@@ -363,15 +363,6 @@ static void ic_body(wx_bench *b, const wx_strategy *s, const wx_case *c)
  * Cases
  * ------------------------------------------------------------------------ */
 
-/* Seconds per repetition: a quarter of the run's; at least 10 ms with
- * victims (several scheduler time slices, so a victim briefly preempted still
- * shows as running), at least 2 ms without. */
-static double case_min_time(const wx_run *run, int victims)
-{
-    const double floor = victims > 0 ? 0.01 : 0.002;
-    return run->min_time / 4 > floor ? run->min_time / 4 : floor;
-}
-
 static void ic_register(const wx_run *run)
 {
     const wx_strategy *s = run->strategy;
@@ -413,7 +404,7 @@ static void ic_register(const wx_run *run)
                     .size_bytes = sizes[i],
                     .batch = 1,
                     .param = (uintptr_t)m,
-                    .min_time = case_min_time(run, victims[k]),
+                    .min_time = wx_victim_case_min_time(run->min_time, victims[k]),
                 };
                 wx_add_case(&c, ic_body);
             }

@@ -305,15 +305,6 @@ static void tlb_body(wx_bench *b, const wx_strategy *s, const wx_case *c)
         wx_bench_fail(b, "%s", why);
 }
 
-/* Seconds per repetition: a quarter of the run's; at least 10 ms with
- * victims (several scheduler time slices, so a victim briefly preempted still
- * shows as running), at least 2 ms without. */
-static double case_min_time(const wx_run *run, int victims)
-{
-    const double floor = victims > 0 ? 0.01 : 0.002;
-    return run->min_time / 4 > floor ? run->min_time / 4 : floor;
-}
-
 static void tlb_register(const wx_run *run)
 {
     const wx_strategy *s = run->strategy;
@@ -351,7 +342,7 @@ static void tlb_register(const wx_run *run)
                     .size_bytes = (uint64_t)pages[p] * (uint64_t)run->page_size,
                     .batch = 1,
                     .param = (uintptr_t)variant,
-                    .min_time = case_min_time(run, victims[k]),
+                    .min_time = wx_victim_case_min_time(run->min_time, victims[k]),
                 };
                 wx_add_case(&c, tlb_body);
             }

@@ -146,17 +146,14 @@ static void bench_baseline(wx_bench *b, const wx_strategy *s, const wx_case *c)
     (void)s;
     wx_region r;
     char why[WX_REASON_LEN];
-    if (wx_baseline_map(&r, (size_t)c->size_bytes, why, sizeof why) != 0) {
-        wx_bench_fail(b, "unsupported: baseline needs RWX memory (a dual mapping on Apple silicon): %s", why);
+    int e = wx_baseline_prepare(&r, (size_t)c->size_bytes, 7u, why, sizeof why);
+    if (e > 0)
+        wx_bench_fail(b, "unsupported: %s", why);
+    else if (e < 0)
+        wx_bench_fail(b, "setup: %s", why);
+    if (e != 0)
         return;
-    }
-    memset(r.write, 0, r.size);
-    wx_emit_stub(r.write, wx_stub_size(), 7u);
-    wx_icache_flush(r.write, r.exec, wx_stub_size());
-    if (call(&r) != 7u)
-        wx_bench_fail(b, "setup: verification failed on RWX memory");
-    else
-        patch_loop(b, NULL, &r);
+    patch_loop(b, NULL, &r);
     wx_baseline_unmap(&r);
 }
 
