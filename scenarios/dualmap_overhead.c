@@ -159,6 +159,25 @@ static void create_failed(do_ctx *x, const char *step, const char *what)
         snprintf(x->why, sizeof x->why, "%s failed after %llu ops: %.180s", step, (unsigned long long)x->done, what);
 }
 
+/* The end of one create+destroy: flush, read the stub back through the
+ * executable view (a region whose write did not arrive is never jumped
+ * into), call it, destroy the region. 0, or -1 with x->why. */
+static int check_and_destroy(do_ctx *x, wx_region *r, uint32_t v)
+{
+    const size_t stub = wx_stub_size();
+    wx_icache_flush(r->write, r->exec, stub);
+    uint32_t seen = wx_stub_value(r->exec, stub);
+    uint32_t got = seen == v ? wx_stub_at(r->exec)() : 0;
+    x->s->unmap(r);
+    if (seen != v || got != v) {
+        snprintf(x->why, sizeof x->why,
+                 "verification failed: the executable view of a new region holds %u and returned %u, expected %u", seen,
+                 got, v);
+        return -1;
+    }
+    return 0;
+}
+
 /* One create+destroy: 0, or -1 with x->why. */
 static int setup_op(do_ctx *x)
 {
@@ -188,19 +207,7 @@ static int setup_op(do_ctx *x)
         create_failed(x, "end_write", strerror(e));
         return -1;
     }
-    wx_icache_flush(r.write, r.exec, stub);
-    /* Read the stub back through the executable view before calling it:
-     * a region whose write did not arrive is never jumped into. */
-    uint32_t seen = wx_stub_value(r.exec, stub);
-    uint32_t got = seen == v ? wx_stub_at(r.exec)() : 0;
-    s->unmap(&r);
-    if (seen != v || got != v) {
-        snprintf(x->why, sizeof x->why,
-                 "verification failed: the executable view of a new region holds %u and returned %u, expected %u", seen,
-                 got, v);
-        return -1;
-    }
-    return 0;
+    return check_and_destroy(x, &r, v);
 }
 
 /* One create+destroy for a strategy writable only inside write_code: the
@@ -227,19 +234,7 @@ static int setup_op_hook(do_ctx *x)
         create_failed(x, "write_code", strerror(e));
         return -1;
     }
-    wx_icache_flush(r.write, r.exec, stub);
-    /* Read the stub back through the executable view before calling it:
-     * a region whose write did not arrive is never jumped into. */
-    uint32_t seen = wx_stub_value(r.exec, stub);
-    uint32_t got = seen == v ? wx_stub_at(r.exec)() : 0;
-    s->unmap(&r);
-    if (seen != v || got != v) {
-        snprintf(x->why, sizeof x->why,
-                 "verification failed: the executable view of a new region holds %u and returned %u, expected %u", seen,
-                 got, v);
-        return -1;
-    }
-    return 0;
+    return check_and_destroy(x, &r, v);
 }
 
 /* One verified patch of the steady region through write_code (the stub
