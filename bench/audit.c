@@ -518,7 +518,9 @@ static int read_full(int fd, void *buf, size_t len, int timeout_ms, int *timed_o
         int n = poll(&pf, 1, (int)(timeout_ms - spent));
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0)
+        if (n < 0)
+            break; /* poll itself failed: no answer will come */
+        if (n == 0)
             continue;
         ssize_t got = read(fd, p + have, len - have);
         if (got < 0 && errno == EINTR)

@@ -407,9 +407,10 @@ void wx_counters_begin(wx_counters *c)
     int err;
     c->cycles_fd = open_cycles(&err);
     c->cycles_start = 0;
-    if (c->cycles_fd >= 0) {
-        ioctl(c->cycles_fd, PERF_EVENT_IOC_RESET, 0);
-        ioctl(c->cycles_fd, PERF_EVENT_IOC_ENABLE, 0);
+    if (c->cycles_fd >= 0 && (ioctl(c->cycles_fd, PERF_EVENT_IOC_RESET, 0) != 0 ||
+                              ioctl(c->cycles_fd, PERF_EVENT_IOC_ENABLE, 0) != 0)) {
+        close(c->cycles_fd); /* not counting: leave cycles_per_op empty rather than 0 */
+        c->cycles_fd = -1;
     }
     c->tlb_start = wx_tlb_shootdowns(&c->tlb_ok);
 }

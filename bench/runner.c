@@ -372,6 +372,7 @@ static int child_main(const wx_scenario *sc, const char *strategy)
 {
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
     wx_jit_thread_reset();
     g_scenario = sc->name;
     g_strategy = strategy;
@@ -633,15 +634,34 @@ static void run_pair(const wx_scenario *sc, const char *strategy, counts *n, int
     counts before = *n;
     fprintf(stderr, "[%d/%d] %-18s %-16s ", index, total, sc->name, strategy);
     fflush(stderr);
+    g_scenario = sc->name; /* for rows the parent writes for this pair */
+    g_strategy = strategy;
+    /* A pair that cannot be started gets a failed row; the run goes on. */
     if (pipe(fds) != 0) {
-        fprintf(stderr, "wxbench: pipe: %s\n", strerror(errno));
-        exit(WX_EXIT_FAILURES);
+        int e = errno;
+        wx_case none = {.variant = "", .threads = 1, .batch = 1};
+        char reason[128];
+        snprintf(reason, sizeof reason, "could not start the child: pipe: %s", strerror(e));
+        g_pipe_fd = -1;
+        emit_row(&none, 1, 0, -1, -1, -1, "failed", reason);
+        count_status(n, "failed");
+        fprintf(stderr, "FAILED: %s\n", reason);
+        return;
     }
     fflush(stdout);
     pid_t pid = fork();
     if (pid < 0) {
-        fprintf(stderr, "wxbench: fork: %s\n", strerror(errno));
-        exit(WX_EXIT_FAILURES);
+        int e = errno;
+        close(fds[0]);
+        close(fds[1]);
+        wx_case none = {.variant = "", .threads = 1, .batch = 1};
+        char reason[128];
+        snprintf(reason, sizeof reason, "could not start the child: fork: %s", strerror(e));
+        g_pipe_fd = -1;
+        emit_row(&none, 1, 0, -1, -1, -1, "failed", reason);
+        count_status(n, "failed");
+        fprintf(stderr, "FAILED: %s\n", reason);
+        return;
     }
     if (pid == 0) {
         close(fds[0]);
@@ -659,7 +679,7 @@ static void run_pair(const wx_scenario *sc, const char *strategy, counts *n, int
     wx_case last = {.variant = "", .threads = 1, .batch = 1};
     char variant[128] = "";
     char cls[8] = "any";
-    int eof = 0, timed_out = 0;
+    int eof = 0, timed_out = 0, poll_err = 0;
     while (!eof) {
         if (g_interrupted)
             break;
@@ -671,8 +691,10 @@ static void run_pair(const wx_scenario *sc, const char *strategy, counts *n, int
         uint64_t left_ms = (deadline - now) / 1000000u + 1;
         struct pollfd p = {.fd = fds[0], .events = POLLIN};
         int r = poll(&p, 1, left_ms > 1000 ? 1000 : (int)left_ms);
-        if (r < 0 && errno != EINTR)
+        if (r < 0 && errno != EINTR) {
+            poll_err = errno; /* cannot watch the child any more: stop it */
             break;
+        }
         if (r <= 0)
             continue;
         ssize_t got = read(fds[0], buf + have, sizeof buf - 1 - have);
@@ -698,7 +720,7 @@ static void run_pair(const wx_scenario *sc, const char *strategy, counts *n, int
         if (have == sizeof buf - 1)
             have = 0; /* an over-long message: drop it */
     }
-    if (g_interrupted || timed_out)
+    if (g_interrupted || timed_out || poll_err)
         kill(pid, SIGKILL);
     close(fds[0]);
     int status = 0;
@@ -713,7 +735,13 @@ static void run_pair(const wx_scenario *sc, const char *strategy, counts *n, int
     g_core_class = cls;
     char reason[512];
     const char *where = last.variant[0] ? last.variant : "(before any case started)";
-    if (timed_out) {
+    if (poll_err) {
+        snprintf(reason, sizeof reason, "stopped: the child could no longer be watched (poll: %s) while measuring "
+                 "variant %s", strerror(poll_err), where);
+        g_pipe_fd = -1;
+        emit_row(&last, 1, 0, -1, -1, -1, "failed", reason);
+        count_status(n, "failed");
+    } else if (timed_out) {
         snprintf(reason, sizeof reason, "exceeded the per-child limit of %d s while measuring variant %s", timeout_s,
                  where);
         g_pipe_fd = -1;
@@ -808,6 +836,7 @@ int wx_run_all(const wx_options *o)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL); /* a closed terminal: keep the rows, mark the run interrupted */
 
     /* The pairs to run. */
     int total = 0;

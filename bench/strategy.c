@@ -2,6 +2,7 @@
 #include "wx.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,15 +54,31 @@ int wx_why_errno(char *why, size_t len, const char *call, int err)
 #define WX_BASELINE_STRATEGY wx_strategy_rwx
 #endif
 
+extern const wx_strategy WX_BASELINE_STRATEGY;
+static pthread_once_t baseline_once = PTHREAD_ONCE_INIT;
+static int baseline_ok;                      /* the baseline memory works here */
+static char baseline_why[WX_REASON_LEN];     /* why not */
+
+/* Whether the baseline memory really runs what is written (on Apple
+ * silicon the alias is checked by running code through it, with faults
+ * caught), asked once per process: a failure is a reason, never a crash. */
+static void baseline_check(void)
+{
+    baseline_ok = WX_BASELINE_STRATEGY.supported(baseline_why, sizeof baseline_why);
+}
+
 int wx_baseline_map(wx_region *r, size_t size, char *why, size_t len)
 {
-    extern const wx_strategy WX_BASELINE_STRATEGY;
+    pthread_once(&baseline_once, baseline_check);
+    if (!baseline_ok) {
+        snprintf(why, len, "%s: %s", WX_BASELINE_STRATEGY.name, baseline_why[0] ? baseline_why : "not supported here");
+        return ENOTSUP;
+    }
     return WX_BASELINE_STRATEGY.map(r, size, why, len);
 }
 
 void wx_baseline_unmap(wx_region *r)
 {
-    extern const wx_strategy WX_BASELINE_STRATEGY;
     WX_BASELINE_STRATEGY.unmap(r);
 }
 

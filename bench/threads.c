@@ -285,7 +285,7 @@ int wx_victims_stop(wx_victims *v, char *why, size_t len)
                 int e = pthread_join(v->threads[k], NULL);
                 if (e != 0)
                     snprintf(w, sizeof w, "pthread_join(victim thread %d): %s", k, strerror(e));
-            } else if (reap(v->pids[k], k, w, sizeof w) != 0 && !w[0]) {
+            } else if (v->pids[k] > 0 && reap(v->pids[k], k, w, sizeof w) != 0 && !w[0]) {
                 snprintf(w, sizeof w, "victim process %d did not exit cleanly", k);
             }
             if (!w[0] && atomic_load(&v->ctl->slots[k].state) == SLOT_FAILED)
@@ -328,7 +328,8 @@ static int wait_all(wx_victims *v, int want_running, char *why, size_t len)
         if (v->kind == WX_VICTIM_PROCESSES) {
             for (int k = 0; k < v->n; k++) {
                 int status;
-                if (waitpid(v->pids[k], &status, WNOHANG) == v->pids[k]) {
+                if (v->pids[k] > 0 && waitpid(v->pids[k], &status, WNOHANG) == v->pids[k]) {
+                    v->pids[k] = -1; /* reaped here: stopping must not wait for it again */
                     snprintf(why, len, "victim process %d died before it started (status 0x%x)", k, status);
                     return -1;
                 }

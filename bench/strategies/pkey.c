@@ -1,7 +1,9 @@
 /* pkey.c - memory protection keys: the pages stay RWX in the page table
  * and write access is toggled per thread in a register (x86 PKU: PKRU via
  * pkey_set, i.e. WRPKRU). One key is shared by every region of the process,
- * as the hardware has only 15; it is allocated with the first region. */
+ * as the hardware has only 15; it is allocated with the first region and
+ * kept for the life of the process, as a JIT keeps its key, so that creating
+ * a region (dualmap_overhead/setup) does not time pkey_alloc + pkey_free. */
 #define _GNU_SOURCE 1
 #include "../wx.h"
 
@@ -14,8 +16,7 @@
 #include <pthread.h>
 
 static pthread_mutex_t pk_lock = PTHREAD_MUTEX_INITIALIZER;
-static int pk_key = -1;   /* the process's key, -1 when none */
-static int pk_users;      /* regions using it */
+static int pk_key = -1;   /* the process's key, -1 until the first region */
 
 static int pk_supported(char *why, size_t len)
 {
@@ -41,7 +42,6 @@ static int pk_map(wx_region *r, size_t size, char *why, size_t len)
             return wx_why_errno(why, len, "pkey_alloc", e);
         }
     }
-    pk_users++;
     int key = pk_key;
     pthread_mutex_unlock(&pk_lock);
     /* Executable state for this thread: writes disabled by the key. */
@@ -49,12 +49,6 @@ static int pk_map(wx_region *r, size_t size, char *why, size_t len)
         pkey_mprotect(p, size, PROT_READ | PROT_WRITE | PROT_EXEC, key) != 0) {
         int e = errno;
         munmap(p, size);
-        pthread_mutex_lock(&pk_lock);
-        if (--pk_users == 0) {
-            pkey_free(pk_key);
-            pk_key = -1;
-        }
-        pthread_mutex_unlock(&pk_lock);
         return wx_why_errno(why, len, "pkey_mprotect(PROT_READ|PROT_WRITE|PROT_EXEC)", e);
     }
     r->write = r->exec = p;
@@ -80,13 +74,7 @@ static void pk_unmap(wx_region *r)
     if (!r->write)
         return;
     munmap(r->write, r->size);
-    r->write = r->exec = NULL;
-    pthread_mutex_lock(&pk_lock);
-    if (--pk_users == 0) {
-        pkey_free(pk_key);
-        pk_key = -1;
-    }
-    pthread_mutex_unlock(&pk_lock);
+    r->write = r->exec = NULL; /* the key stays: see the top of this file */
 }
 
 #else
