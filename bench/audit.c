@@ -634,22 +634,6 @@ char *wx_csv_line(const char *const *fields, size_t n)
     return buf;
 }
 
-static int write_all_fd(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return errno;
-        if (n == 0)
-            return EIO;
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Make dir/name exist with header as its first line. Another child doing
  * the same at the same time is harmless: link() lets exactly one in. */
 static int create_with_header(const char *path, const char *dir, const char *name, const char *header, char *why,
@@ -660,7 +644,7 @@ static int create_with_header(const char *path, const char *dir, const char *nam
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return wx_why_errno(why, len, tmp, errno);
-    int e = write_all_fd(fd, header, strlen(header));
+    int e = wx_write_all(fd, header, strlen(header));
     if (close(fd) != 0 && e == 0)
         e = errno;
     if (e != 0) {
@@ -672,7 +656,7 @@ static int create_with_header(const char *path, const char *dir, const char *nam
         e = errno;
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
         if (fd >= 0) {
-            e = write_all_fd(fd, header, strlen(header));
+            e = wx_write_all(fd, header, strlen(header));
             if (close(fd) != 0 && e == 0)
                 e = errno;
         } else if (errno == EEXIST) {

@@ -2,6 +2,8 @@
 #define _GNU_SOURCE 1
 #include "runner.h"
 
+#include <errno.h>
+#include <unistd.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +11,23 @@
 const char wx_csv_header[] =
     "machine,chip,os,arch,page_size,scenario,strategy,variant,threads,victims,size_bytes,batch,"
     "core_class,repetition,iterations,ns_per_op,cycles_per_op,tlb_shootdowns_per_op,status,reason\n";
+
+int wx_write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno;
+        if (n == 0)
+            return EIO;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
 
 void wx_csv_field(FILE *f, const char *s)
 {

@@ -71,22 +71,6 @@ static size_t g_nentries, g_cap;
 static volatile sig_atomic_t g_interrupted;
 static char g_dir[4096];         /* the run's output directory */
 
-/* Write all of buf to fd (rows must not be cut). */
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 static void send_msg(const char *fmt, ...)
 {
     char buf[512];
@@ -95,7 +79,7 @@ static void send_msg(const char *fmt, ...)
     int n = vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
     if (n > 0 && g_pipe_fd >= 0)
-        write_all(g_pipe_fd, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+        wx_write_all(g_pipe_fd, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
 }
 
 /* Append one row to results.csv (one write) and tell the parent its status. */
@@ -111,8 +95,9 @@ static void emit_row(const wx_case *c, int repetition, uint64_t iterations, doub
         .status = status, .reason = reason,
     };
     char *line = wx_csv_format(&r);
-    if (!line || write_all(g_csv_fd, line, strlen(line)) != 0) {
-        fprintf(stderr, "wxbench: cannot append to results.csv: %s\n", strerror(errno));
+    int e = line ? wx_write_all(g_csv_fd, line, strlen(line)) : ENOMEM;
+    if (e != 0) {
+        fprintf(stderr, "wxbench: cannot append to results.csv: %s\n", strerror(e));
         free(line);
         _exit(WX_EXIT_FAILURES);
     }
@@ -819,8 +804,9 @@ int wx_run_all(const wx_options *o)
             fprintf(stderr, "wxbench: cannot write %s: %s\n", path, strerror(errno));
         return WX_EXIT_USAGE;
     }
-    if (write_all(g_csv_fd, wx_csv_header, strlen(wx_csv_header)) != 0) {
-        fprintf(stderr, "wxbench: cannot write %s: %s\n", path, strerror(errno));
+    int werr = wx_write_all(g_csv_fd, wx_csv_header, strlen(wx_csv_header));
+    if (werr != 0) {
+        fprintf(stderr, "wxbench: cannot write %s: %s\n", path, strerror(werr));
         return WX_EXIT_USAGE;
     }
 

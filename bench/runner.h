@@ -54,6 +54,9 @@ extern const char wx_csv_header[];
 /* Format one row as an RFC 4180 line (newline included) into a malloc'd
  * string; returns it (caller frees) or NULL when out of memory. */
 char *wx_csv_format(const wx_row *r);
+/* Write all len bytes of buf to fd (a row must never be cut), retrying on
+ * EINTR; 0, or an errno value. */
+int wx_write_all(int fd, const void *buf, size_t len);
 /* Append s to f as one CSV field, quoted when it holds , " CR or LF. */
 void wx_csv_field(FILE *f, const char *s);
 

@@ -99,22 +99,7 @@ static void membarrier_probe(void)
         return;
     g_membarrier = 0;
 #if defined(__linux__)
-    int mask = wx_membarrier(MEMBARRIER_CMD_QUERY, 0);
-    if (mask < 0) {
-        wx_why_errno(g_membarrier_why, sizeof g_membarrier_why, "membarrier(MEMBARRIER_CMD_QUERY)", errno);
-        return;
-    }
-    if (!(mask & MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE)) {
-        snprintf(g_membarrier_why, sizeof g_membarrier_why,
-                 "this kernel lacks MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE (MEMBARRIER_CMD_QUERY = %#x)", mask);
-        return;
-    }
-    if (wx_membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, 0) != 0) {
-        wx_why_errno(g_membarrier_why, sizeof g_membarrier_why,
-                     "membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE)", errno);
-        return;
-    }
-    g_membarrier = 1;
+    g_membarrier = wx_membarrier_sync_core_setup(g_membarrier_why, sizeof g_membarrier_why);
 #else
     snprintf(g_membarrier_why, sizeof g_membarrier_why, "needs Linux membarrier(2); this OS has none");
 #endif

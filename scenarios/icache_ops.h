@@ -96,7 +96,11 @@ static inline void wx_serialize_insn(void)
 #endif /* x86_64 */
 
 #if defined(__linux__)
+#include "../bench/wx.h"
+
+#include <errno.h>
 #include <linux/membarrier.h>
+#include <stdio.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -104,6 +108,28 @@ static inline void wx_serialize_insn(void)
 static inline int wx_membarrier(int cmd, unsigned flags)
 {
     return (int)syscall(__NR_membarrier, cmd, flags, 0);
+}
+
+/* Query membarrier for PRIVATE_EXPEDITED_SYNC_CORE and register this process
+ * for it (call before any thread exists: registering later is slow).
+ * Returns 1, or 0 with why[] naming the call that failed. */
+static inline int wx_membarrier_sync_core_setup(char *why, size_t len)
+{
+    int mask = wx_membarrier(MEMBARRIER_CMD_QUERY, 0);
+    if (mask < 0) {
+        wx_why_errno(why, len, "membarrier(MEMBARRIER_CMD_QUERY)", errno);
+        return 0;
+    }
+    if (!(mask & MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE)) {
+        snprintf(why, len, "this kernel lacks MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE (MEMBARRIER_CMD_QUERY = %#x)",
+                 mask);
+        return 0;
+    }
+    if (wx_membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, 0) != 0) {
+        wx_why_errno(why, len, "membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE)", errno);
+        return 0;
+    }
+    return 1;
 }
 #endif /* Linux */
 

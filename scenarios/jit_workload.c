@@ -56,11 +56,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__linux__)
-#include <linux/membarrier.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-#endif
+#include "icache_ops.h" /* membarrier */
 
 #define FUNCTIONS 4096u
 #define FUNCTIONS_QUICK 256u
@@ -473,33 +469,12 @@ static void *executing_thread(void *arg)
     return NULL;
 }
 
-#if defined(__linux__)
-static long membarrier_cmd(int cmd)
-{
-    return syscall(__NR_membarrier, cmd, 0, 0);
-}
-#endif
-
 /* Query and register membarrier SYNC_CORE (before any thread exists).
  * Returns 1, or 0 with why[] filled. */
 static int membarrier_setup(char *why, size_t len)
 {
 #if defined(__linux__)
-    long mask = membarrier_cmd(MEMBARRIER_CMD_QUERY);
-    if (mask < 0) {
-        wx_why_errno(why, len, "membarrier(MEMBARRIER_CMD_QUERY)", errno);
-        return 0;
-    }
-    if (!(mask & MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE)) {
-        snprintf(why, len, "membarrier: this kernel does not offer MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE "
-                           "(query mask %#lx)", mask);
-        return 0;
-    }
-    if (membarrier_cmd(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE) != 0) {
-        wx_why_errno(why, len, "membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE)", errno);
-        return 0;
-    }
-    return 1;
+    return wx_membarrier_sync_core_setup(why, len);
 #else
     snprintf(why, len, "no membarrier on this OS: another thread's core cannot be resynchronised from outside it");
     return 0;
@@ -509,7 +484,7 @@ static int membarrier_setup(char *why, size_t len)
 static int membarrier_sync_core(void)
 {
 #if defined(__linux__)
-    return membarrier_cmd(MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE) == 0 ? 0 : errno;
+    return wx_membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0) == 0 ? 0 : errno;
 #else
     return ENOSYS;
 #endif
