@@ -317,59 +317,35 @@ static void test_write_code_all(void)
 
 static void audit_expect_hook_window(const char *name, const wx_audit *a);
 
-/* A strategy writable only inside a write_code hook, built on mprotect,
- * so that the hook's plumbing (wx_write_code, wx_region_prepare, the
- * probe) is tested where mapjit_callback cannot run. */
-static int hook_begin(wx_region *r)
-{
-    (void)r;
-    return ENOTSUP;
-}
-
-static int hook_end(wx_region *r)
-{
-    (void)r;
-    return 0;
-}
-
-static int hook_write(wx_region *r, size_t off, const void *src, size_t len)
-{
-    if (off > r->size || len > r->size - off)
-        return EINVAL;
-    if (mprotect(r->write, r->size, PROT_READ | PROT_WRITE) != 0)
-        return errno;
-    if (len)
-        memcpy((char *)r->write + off, src, len);
-    return mprotect(r->exec, r->size, PROT_READ | PROT_EXEC) != 0 ? errno : 0;
-}
+/* The test build's strategy writable only inside a write_code hook, built
+ * on mprotect (bench/strategies/test_hook.c; in the core library, listed in
+ * the strategy table only in test builds), so that the hook's plumbing
+ * (wx_write_code, wx_region_prepare, the probe, the audit) is tested where
+ * mapjit_callback cannot run. */
+extern const wx_strategy wx_strategy_test_hook;
 
 static void test_write_hook_plumbing(void)
 {
-    const wx_strategy *mp = wx_strategy_find("mprotect");
+    const wx_strategy *hook = &wx_strategy_test_hook;
     char why[WX_REASON_LEN] = "";
-    if (!mp->supported(why, sizeof why))
-        skip("mprotect unsupported here: %s", why);
-    wx_strategy hook = *mp;
-    hook.name = "test_hook";
-    hook.begin_write = hook_begin;
-    hook.end_write = hook_end;
-    hook.write_code = hook_write;
+    if (!hook->supported(why, sizeof why))
+        skip("test_hook (mprotect underneath) unsupported here: %s", why);
     wx_region r;
     long page = sysconf(_SC_PAGESIZE);
-    CHECK(wx_region_prepare(&hook, &r, (size_t)page * 2, 99u, why, sizeof why) == 0, "prepare: %s", why);
+    CHECK(wx_region_prepare(hook, &r, (size_t)page * 2, 99u, why, sizeof why) == 0, "prepare: %s", why);
     CHECK(wx_stub_at(r.exec)() == 99u, "prepared stub");
     unsigned char stub[64];
     wx_emit_stub(stub, wx_stub_size(), 1234u);
-    CHECK(wx_write_code(&hook, &r, (size_t)page, stub, wx_stub_size()) == 0, "wx_write_code");
+    CHECK(wx_write_code(hook, &r, (size_t)page, stub, wx_stub_size()) == 0, "wx_write_code");
     wx_icache_flush((char *)r.write + page, (char *)r.exec + page, wx_stub_size());
     CHECK(wx_stub_at((char *)r.exec + page)() == 1234u, "stub written through the hook");
     call_ctx bad = {.addr = r.exec, .value = 1};
     int sig = wx_try(write_it, &bad);
     CHECK(sig == SIGSEGV || sig == SIGBUS, "outside the hook the region must not be writable");
-    CHECK(wx_write_code(&hook, &r, r.size, stub, 1) == EINVAL, "a write past the end must be refused");
-    hook.unmap(&r);
+    CHECK(wx_write_code(hook, &r, r.size, stub, 1) == EINVAL, "a write past the end must be refused");
+    hook->unmap(&r);
     wx_probe p;
-    wx_probe_strategy(&hook, &p);
+    wx_probe_strategy(hook, &p);
     CHECK(p.maps == 1 && p.write_sig == 0 && p.run_sig == 0 && p.run_value_ok == 1,
           "probe through the hook: maps %d write %d run %d value %d (%s)", p.maps, p.write_sig, p.run_sig,
           p.run_value_ok, p.why);
@@ -380,7 +356,7 @@ static void test_write_hook_plumbing(void)
     /* The audit through the hook: the rest questions answered (nobody may
      * write at rest: mprotect RX, one view), the window ones n/a. */
     wx_audit a;
-    wx_audit_strategy(&hook, &a);
+    wx_audit_strategy(hook, &a);
     CHECK(a.complete == 1, "audit through the hook did not complete");
     CHECK(a.result[WX_AUDIT_WRITABLE_AT_REST] == 0 && strstr(a.evidence[WX_AUDIT_WRITABLE_AT_REST], "SIG"),
           "audit writable_at_rest: %s (%s)", wx_audit_result_name(a.result[WX_AUDIT_WRITABLE_AT_REST]),
