@@ -49,15 +49,6 @@ static int dm_map(wx_region *r, size_t size, char *why, size_t len)
     return 0;
 }
 
-static void dm_unmap(wx_region *r)
-{
-    if (r->write)
-        munmap(r->write, r->size);
-    if (r->exec)
-        munmap(r->exec, r->size);
-    r->write = r->exec = NULL;
-}
-
 #elif defined(__APPLE__)
 
 /* macOS: ordinary anonymous memory (never MAP_JIT: an alias of MAP_JIT
@@ -163,15 +154,6 @@ static int dm_map(wx_region *r, size_t size, char *why, size_t len)
     return 0;
 }
 
-static void dm_unmap(wx_region *r)
-{
-    if (r->write)
-        munmap(r->write, r->size);
-    if (r->exec)
-        munmap(r->exec, r->size);
-    r->write = r->exec = NULL;
-}
-
 #else
 
 static int dm_map(wx_region *r, size_t size, char *why, size_t len)
@@ -182,12 +164,17 @@ static int dm_map(wx_region *r, size_t size, char *why, size_t len)
     return ENOSYS;
 }
 
+#endif
+
+/* Both views go, whichever way they were made (nothing mapped: nothing to do). */
 static void dm_unmap(wx_region *r)
 {
-    (void)r;
+    if (r->write)
+        munmap(r->write, r->size);
+    if (r->exec)
+        munmap(r->exec, r->size);
+    r->write = r->exec = NULL;
 }
-
-#endif
 
 #if defined(__APPLE__)
 /* A call of the stub at exec, for wx_try. */
