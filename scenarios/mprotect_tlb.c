@@ -75,6 +75,8 @@ static const char *const tlb_variants[] = {"flip", "noop", "flip_victim_processe
 
 #define SETTLE_WINDOW_NS 2000000ull     /* victims must have held their CPU for this long ... */
 #define SETTLE_MAX_WAIT_NS 50000000ull /* ... waiting at most this long, before a timed loop */
+extern const wx_strategy wx_strategy_mprotect;
+
 #define VSTUB_VALUE 0x5eu /* the victims' own always-executable stub */
 
 /* One victim's private state (its own cache line). */
@@ -92,31 +94,12 @@ typedef struct tlb_ctx {
     wx_region r;           /* the region whose protection changes */
     int mapped;            /* r is mapped */
     int exec_region;       /* victims may call the region's stubs during the timed loop */
-    unsigned char *vstub;  /* victims' always-executable stub page, or NULL */
+    wx_region vstub;       /* victims' always-executable stub page (mapped if vstub.exec) */
     int stall;             /* test: victims stop stepping after their first step */
     int nvictims;          /* victims to start */
     vstate *vs;            /* one per victim */
     wx_victims *v;         /* running victims */
 } tlb_ctx;
-
-/* A page of plain memory holding one stub, made read+execute for good. */
-static unsigned char *own_stub_page(size_t page, uint32_t value, char *why, size_t len)
-{
-    void *p = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) {
-        wx_why_errno(why, len, "mmap(victim stub page)", errno);
-        return NULL;
-    }
-    memset(p, 0, page);
-    wx_emit_stub(p, wx_stub_size(), value);
-    if (mprotect(p, page, PROT_READ | PROT_EXEC) != 0) {
-        wx_why_errno(why, len, "mprotect(victim stub page, PROT_READ|PROT_EXEC)", errno);
-        munmap(p, page);
-        return NULL;
-    }
-    wx_icache_flush(p, p, wx_stub_size());
-    return p;
-}
 
 /* In the victim, before the start barrier. */
 static int victim_prepare(void *arg, int k, char *why, size_t len)
@@ -164,7 +147,7 @@ static int victim_step(void *arg, int k, char *why, size_t len)
         return WX_STEP_ERROR;
     }
     int in_region = x->variant == V_PROC || x->exec_region;
-    uint32_t got = in_region ? wx_page_stub_call(p) : wx_page_stub_call(x->vstub);
+    uint32_t got = in_region ? wx_page_stub_call(p) : wx_page_stub_call(x->vstub.exec);
     uint32_t expect = in_region ? want : VSTUB_VALUE;
     if (got != expect) {
         snprintf(why, len, "victim %d: a stub returned %#x, expected %#x", k, got, expect);
@@ -186,9 +169,9 @@ static void tlb_teardown(tlb_ctx *x, char *why, size_t len, int *failed)
     if (x->mapped)
         x->s->unmap(&x->r);
     x->mapped = 0;
-    if (x->vstub)
-        munmap(x->vstub, x->page);
-    x->vstub = NULL;
+    if (x->vstub.exec)
+        wx_strategy_mprotect.unmap(&x->vstub);
+    x->vstub.exec = NULL;
     free(x->vs);
     x->vs = NULL;
 }
@@ -222,7 +205,10 @@ static int tlb_setup(tlb_ctx *x, const wx_strategy *s, const wx_case *c, char *w
         return -1;
     x->mapped = 1;
     if (x->variant != V_PROC) {
-        if (x->nvictims > 0 && !x->exec_region && !(x->vstub = own_stub_page(x->page, VSTUB_VALUE, why, len)))
+        /* A page of plain memory holding one stub, read+execute for good,
+         * its value checked by a call before any victim uses it. */
+        if (x->nvictims > 0 && !x->exec_region &&
+            wx_region_prepare(&wx_strategy_mprotect, &x->vstub, x->page, VSTUB_VALUE, why, len) != 0)
             return -1;
         x->v = wx_victims_start(WX_VICTIM_THREADS, x->nvictims, victim_prepare, victim_step, x, why, len);
         if (!x->v)
