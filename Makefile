@@ -31,16 +31,20 @@ CXXFLAGS_ALL := -std=c++17 $(OPT) -g $(WARN) -MMD -MP -pthread $(GBENCH_CFLAGS) 
 LDLIBS_ALL := $(GBENCH_LIBS) -pthread $(LDLIBS)
 
 ifeq ($(UNAME_S),Darwin)
-PLATFORM_SRC := bench/platform_macos.c
+PLATFORM_SRC := bench/core/platform_macos.c
 else
-PLATFORM_SRC := bench/platform_linux.c
+PLATFORM_SRC := bench/core/platform_linux.c
 endif
 
-# The C core: no Google Benchmark, unit-testable and cross-compilable alone.
-CORE_SRC := bench/strategy.c bench/codegen.c bench/icache.c bench/fault.c \
-            bench/platform_common.c bench/threads.c $(PLATFORM_SRC) $(sort $(wildcard bench/strategies/*.c))
-# Everything else of the wxbench command (C) and the shim (the only C++).
-APP_SRC := bench/main.c bench/runner.c bench/csv.c bench/probe.c bench/audit.c $(sort $(wildcard scenarios/*.c))
+# The C core (bench/core/, bench/strategies/): no Google Benchmark,
+# unit-testable and cross-compilable alone.
+CORE_SRC := $(filter-out bench/core/platform_%.c,$(sort $(wildcard bench/core/*.c))) bench/core/platform_common.c \
+            $(PLATFORM_SRC) $(sort $(wildcard bench/strategies/*.c))
+# The application (bench/app/): the parts that need no Google Benchmark
+# (unit-tested, cross-compiled), then those that run it through the shim.
+APP_PLAIN_SRC := bench/app/csv.c bench/app/proc.c bench/app/audit.c bench/app/probe.c
+APP_GB_SRC := bench/app/main.c bench/app/options.c bench/app/runner.c bench/app/child.c bench/app/harness.c bench/app/meta.c
+APP_SRC := $(APP_PLAIN_SRC) $(APP_GB_SRC) $(sort $(wildcard scenarios/*.c))
 SHIM_SRC := bench/gbench_shim.cc
 
 B := build
@@ -51,7 +55,7 @@ SHIM_OBJ := $(B)/bench/gbench_shim.o
 T_CORE_OBJ := $(CORE_SRC:%.c=$(BT)/%.o)
 T_APP_OBJ := $(APP_SRC:%.c=$(BT)/%.o)
 
-PYTHON = $(shell scripts/find_python.sh)
+PYTHON = $(shell tools/find_python.sh)
 QUICK ?=
 SCENARIO ?=
 STRATEGY ?=
@@ -80,7 +84,7 @@ $(B)/wxbench-test: $(T_APP_OBJ) $(SHIM_OBJ) $(BT)/libwxcore.a
 	$(CXX) -o $@ $(T_APP_OBJ) $(SHIM_OBJ) $(BT)/libwxcore.a $(LDFLAGS) $(LDLIBS_ALL)
 
 # Unit tests of the C core alone (no Google Benchmark).
-$(B)/unit_tests: $(B)/tests/unit.o $(B)/bench/csv.o $(B)/bench/probe.o $(B)/bench/audit.o $(B)/libwxcore.a
+$(B)/unit_tests: $(B)/tests/unit.o $(APP_PLAIN_SRC:%.c=$(B)/%.o) $(B)/libwxcore.a
 	$(CC) -o $@ $^ $(LDFLAGS) -pthread
 
 $(B)/%.o: %.c
@@ -102,22 +106,22 @@ $(B)/%.o: %.cc
 .PHONY: FORCE
 $(B)/version.stamp: FORCE
 	@mkdir -p $(B); echo '$(WX_VERSION)' | cmp -s - $@ 2>/dev/null || echo '$(WX_VERSION)' > $@
-$(B)/bench/main.o $(B)/bench/runner.o $(BT)/bench/main.o $(BT)/bench/runner.o: $(B)/version.stamp
+$(B)/bench/app/main.o $(B)/bench/app/meta.o $(BT)/bench/app/main.o $(BT)/bench/app/meta.o: $(B)/version.stamp
 
 # ---------------------------------------------------------------------------
 # Dependencies: check, then install (apt-get / Homebrew) or say how.
 deps: deps-bench deps-test
 deps-build:
-	@scripts/deps.sh build
+	@tools/deps.sh build
 deps-bench:
-	@scripts/deps.sh bench
+	@tools/deps.sh bench
 deps-test:
-	@scripts/deps.sh test
+	@tools/deps.sh test
 
 # ---------------------------------------------------------------------------
 bench: deps-bench
 	@$(MAKE) --no-print-directory all
-	@MAKE="$(MAKE)" scripts/bench.sh $(B)/wxbench $(BENCH_FLAGS)
+	@MAKE="$(MAKE)" tools/bench.sh $(B)/wxbench $(BENCH_FLAGS)
 
 # What `make bench` does with a finished run: figures, report, terminal chart.
 .PHONY: after-bench

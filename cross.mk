@@ -1,7 +1,7 @@
 # cross.mk - `make test-cross`, included by the Makefile. On a Linux x86_64 host:
 #
-#   aarch64 Linux  the C core and its unit tests (tests/unit.c with bench/csv.c,
-#                  bench/probe.c and the like; no Google Benchmark) built with
+#   aarch64 Linux  the C core and its unit tests (tests/unit.c with the parts of
+#                  bench/app/ that need no Google Benchmark) built with
 #                  aarch64-linux-gnu-gcc, statically, and run under qemu-aarch64;
 #                  the other C files compiled. Behaviour is checked there,
 #                  timings mean nothing under emulation.
@@ -15,7 +15,7 @@
 #                  headers. A Mach-O cannot run here: this proves that the macOS
 #                  code compiles and links, nothing more.
 #
-# Warnings are errors everywhere. scripts/install_cross.sh installs the tools
+# Warnings are errors everywhere. tools/install_cross.sh installs the tools
 # (apt: gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user; npm: zig 0.11.0).
 
 .PHONY: test-cross cross-tools cross-build cross-linux-aarch64 cross-macos
@@ -32,17 +32,17 @@ CROSS_FLAGS := -std=c11 -O2 -Wall -Wextra -Werror -pthread -DWX_VERSION='"$(WX_V
 # command but main.c and runner.c (which need the Google Benchmark shim); the
 # rest compiled only.
 CROSS_COMMON := $(filter-out $(PLATFORM_SRC),$(CORE_SRC))
-CROSS_UNIT := tests/unit.c $(filter-out bench/main.c bench/runner.c,$(filter bench/%,$(APP_SRC)))
+CROSS_UNIT := tests/unit.c $(APP_PLAIN_SRC)
 CROSS_APP := $(filter-out $(CROSS_UNIT),$(APP_SRC))
-CROSS_LINUX_SRC := $(CROSS_COMMON) bench/platform_linux.c
-CROSS_MAC_SRC := $(CROSS_COMMON) bench/platform_macos.c
+CROSS_LINUX_SRC := $(CROSS_COMMON) bench/core/platform_linux.c
+CROSS_MAC_SRC := $(CROSS_COMMON) bench/core/platform_macos.c
 CROSS_MAC_TARGETS := aarch64-macos.11.0 x86_64-macos.11.0 aarch64-macos.12.0
 
 # Install (or say how to install) the tools, then build and check with as
 # many jobs as there are CPUs.
 test-cross:
-	@scripts/install_cross.sh
-	@$(MAKE) --no-print-directory -j$(CROSS_JOBS) cross-build ZIG="$$(scripts/find_zig.sh)"
+	@tools/install_cross.sh
+	@$(MAKE) --no-print-directory -j$(CROSS_JOBS) cross-build ZIG="$$(tools/find_zig.sh)"
 	@$(MAKE) --no-print-directory cross-linux-aarch64
 	@echo "test-cross: aarch64 Linux unit tests passed under qemu; macOS ($(CROSS_MAC_TARGETS)) compiled and linked"
 
@@ -66,12 +66,12 @@ cross-linux-aarch64: $(CL)/unit_tests
 define cross_mac
 $(CROSS)/$(1)/%.o: %.c
 	@mkdir -p $$(dir $$@)
-	@test -n "$$(ZIG)" || { echo "test-cross: no zig (run scripts/install_cross.sh)"; exit 1; }
+	@test -n "$$(ZIG)" || { echo "test-cross: no zig (run tools/install_cross.sh)"; exit 1; }
 	$$(ZIG) cc -target $(1) $$(CROSS_FLAGS) -MMD -MP -c $$< -o $$@
 
 $(CROSS)/$(1)/unit_tests: $(CROSS_UNIT:%.c=$(CROSS)/$(1)/%.o) $(CROSS_MAC_SRC:%.c=$(CROSS)/$(1)/%.o)
 	$$(ZIG) cc -target $(1) -o $$@ $$^
-	@scripts/check_macho.sh $$@ $(1)
+	@tools/check_macho.sh $$@ $(1)
 
 cross-macos: $(CROSS)/$(1)/unit_tests $(CROSS_APP:%.c=$(CROSS)/$(1)/%.o)
 endef
@@ -85,7 +85,7 @@ $(CROSS)/declared-%/dualmap.o: bench/strategies/dualmap.c
 $(CROSS)/declared-%/unit_tests: $(CROSS)/declared-%/dualmap.o
 	$(ZIG) cc -target $* -o $@ $(filter-out %/dualmap.o,$(CROSS_UNIT:%.c=$(CROSS)/$*/%.o) \
 	  $(CROSS_MAC_SRC:%.c=$(CROSS)/$*/%.o)) $<
-	@scripts/check_macho.sh $@ $*
+	@tools/check_macho.sh $@ $*
 
 $(CROSS)/declared-aarch64-macos.11.0/unit_tests: $(CROSS)/aarch64-macos.11.0/unit_tests
 $(CROSS)/declared-x86_64-macos.11.0/unit_tests: $(CROSS)/x86_64-macos.11.0/unit_tests

@@ -26,13 +26,7 @@ struct wxgb_state {
 
 namespace {
 
-// What one registered Google Benchmark stands for: a C benchmark and the
-// repetition of it this is.
-struct Registered {
-    void *arg;       // what was registered with it
-    int repetition;  // 1..repetitions
-};
-std::map<std::string, Registered> g_args;  // benchmark name -> what it stands for
+std::map<std::string, void *> g_args;  // benchmark name -> what was registered with it
 std::string g_format;                  // --benchmark_format value, "" if not given
 
 // Google Benchmark 1.7 reports failures as error_occurred/error_message,
@@ -76,8 +70,7 @@ class CaptureReporter : public benchmark::BenchmarkReporter {
             wxgb_result r;
             std::memset(&r, 0, sizeof r);
             std::string msg = run_message(run, 0);
-            r.arg = it == g_args.end() ? nullptr : it->second.arg;
-            r.repetition = it == g_args.end() ? 1 : it->second.repetition;
+            r.arg = it == g_args.end() ? nullptr : it->second;
             r.iterations = static_cast<uint64_t>(run.iterations);
             r.error = run_failed(run, 0) ? 1 : 0;
             r.message = msg.c_str();
@@ -112,7 +105,7 @@ benchmark::internal::Benchmark *apply(benchmark::internal::Benchmark *b, const w
     else
         b->UseRealTime();
     b->Unit(benchmark::kNanosecond);
-    b->Repetitions(1);  // repetitions are registered one by one: see register_repetitions
+    b->Repetitions(1);  // each repetition is registered as a benchmark of its own: see register_one
     if (o->threads > 1)
         b->Threads(o->threads);
     if (o->iterations > 0)
@@ -140,25 +133,21 @@ extern "C" int wxgb_init(int *argc, char **argv, char *why, size_t len) {
     return 0;
 }
 
-// Register a benchmark once per repetition ("name/repetition:k"), each with
-// Repetitions(1), instead of Repetitions(n): Google Benchmark computes
-// aggregates over the repetitions of one benchmark, and that code
-// dereferences the first repetition's statistics (null when it failed) and
-// checks that every repetition ran the same number of iterations (a failed
-// one may not), so a case that fails in some repetitions and not in others
-// would kill the child. One repetition per benchmark has no aggregates.
+// Each registered benchmark has Repetitions(1); the caller registers one
+// per repetition under its own name. Google Benchmark computes aggregates
+// over the repetitions of one benchmark, and that code dereferences the
+// first repetition's statistics (null when it failed) and checks that every
+// repetition ran the same number of iterations (a failed one may not), so a
+// case that fails in some repetitions and not in others would kill the
+// child. One repetition per benchmark has no aggregates.
 template <class F>
-void register_repetitions(const char *name, void *arg, const wxgb_options *o, F fn) {
-    const int reps = o->repetitions > 0 ? o->repetitions : 1;
-    for (int k = 1; k <= reps; k++) {
-        std::string n = reps > 1 ? std::string(name) + "/repetition:" + std::to_string(k) : std::string(name);
-        g_args[n] = Registered{arg, k};
-        apply(benchmark::RegisterBenchmark(n.c_str(), fn), o);
-    }
+void register_one(const char *name, void *arg, const wxgb_options *o, F fn) {
+    g_args[name] = arg;
+    apply(benchmark::RegisterBenchmark(name, fn), o);
 }
 
 extern "C" void wxgb_register(const char *name, wxgb_body body, void *arg, const wxgb_options *o) {
-    register_repetitions(name, arg, o, [body, arg](benchmark::State &st) {
+    register_one(name, arg, o, [body, arg](benchmark::State &st) {
         wxgb_state w;
         w.st = &st;
         std::memset(w.scratch, 0, sizeof w.scratch);
@@ -172,7 +161,7 @@ extern "C" void wxgb_register(const char *name, wxgb_body body, void *arg, const
 extern "C" void wxgb_register_native_empty(const char *name, void *arg, const wxgb_options *o,
                                            int (*before)(wxgb_state *, void *),
                                            void (*after)(wxgb_state *, void *)) {
-    register_repetitions(name, arg, o, [arg, before, after](benchmark::State &st) {
+    register_one(name, arg, o, [arg, before, after](benchmark::State &st) {
         wxgb_state w;
         w.st = &st;
         std::memset(w.scratch, 0, sizeof w.scratch);

@@ -1,7 +1,7 @@
 /* gbench_shim.h - a C API over Google Benchmark, the only C++ in wxbench.
  * Register benchmarks at run time with their parameters, run a batched
- * keep-running loop, attach per-op counters, and receive one result per
- * repetition in a C callback. */
+ * keep-running loop, attach per-op counters, and receive each result in a
+ * C callback. */
 #ifndef WX_GBENCH_SHIM_H
 #define WX_GBENCH_SHIM_H
 
@@ -21,16 +21,14 @@ typedef void (*wxgb_body)(wxgb_state *st, void *arg);
 /* How a benchmark is run. */
 typedef struct wxgb_options {
     int threads;          /* worker threads (>= 1) */
-    int repetitions;      /* repetitions, each reported separately (>= 1) */
     double min_time;      /* seconds per repetition (0: Google Benchmark's default) */
     uint64_t iterations;  /* fixed iteration count (0: automatic) */
     int manual_time;      /* 1: the body reports its time (wxgb_set_batch_time), not the loop's wall time */
 } wxgb_options;
 
-/* One repetition's result. */
+/* One benchmark's result. */
 typedef struct wxgb_result {
     void *arg;            /* what was registered with the benchmark */
-    int repetition;       /* 1..repetitions */
     uint64_t iterations;  /* ops timed (all threads) */
     double ns_per_op;     /* wall ns per op (per thread when threads > 1) */
     double cycles_per_op; /* < 0 when not counted */
@@ -39,19 +37,19 @@ typedef struct wxgb_result {
     const char *message;  /* the failure message, "" otherwise */
 } wxgb_result;
 
-/* Receives each repetition's result as soon as Google Benchmark reports it. */
+/* Receives each benchmark's result as soon as Google Benchmark reports it. */
 typedef void (*wxgb_report_fn)(const wxgb_result *r, void *ctx);
 
 /* Parse Google Benchmark's flags out of argv (they are removed). Returns 0,
  * or -1 with why[] naming the first argument Google Benchmark does not know. */
 int wxgb_init(int *argc, char **argv, char *why, size_t len);
-/* Register body(arg) as a benchmark called name. */
+/* Register body(arg) as a benchmark called name, run once (one repetition). */
 void wxgb_register(const char *name, wxgb_body body, void *arg, const wxgb_options *o);
 /* Register the native C++ loop over an empty op (harness/native); before
  * (nonzero: do not run the loop) and after run around it on each thread. */
 void wxgb_register_native_empty(const char *name, void *arg, const wxgb_options *o,
                                 int (*before)(wxgb_state *st, void *arg), void (*after)(wxgb_state *st, void *arg));
-/* Run every registered benchmark; report(result, ctx) per repetition.
+/* Run every registered benchmark; report(result, ctx) per benchmark.
  * Returns the number of benchmarks run. */
 size_t wxgb_run(wxgb_report_fn report, void *ctx);
 /* Google Benchmark's version string. */

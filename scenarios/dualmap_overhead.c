@@ -18,61 +18,36 @@
  *              the ops call the stubs round-robin through the executable view
  *              and check each value        op = one call of one page's stub
  *
- * A strategy with a write_code hook (mapjit_callback; the test build's
- * test_hook) is writable only inside that call, so each window is one
- * write_code call: setup builds the region's bytes aside (a byte on every
- * page, the stub at the start) and copies them in whole - size_bytes copied,
- * where the others store one byte per page - and steady copies the new stub
- * in. exec_span's region is prepared the same way (stub_pages.h).
+ * A strategy writable only inside write_code (mapjit_callback; the test
+ * build's test_hook) writes through its staging buffer (wx_code_begin): in
+ * setup that is an image of the whole region, copied in whole - size_bytes
+ * copied, where the others store one byte per page.
  *
  * Running out of mappings (vm.max_map_count; every dual-mapped region costs
- * two) is a `failed` row with the errno text and the limit, never a crash; the
- * test build's map_exhaust fills the address space with mappings until mmap
- * fails and frees one, leaving room for exactly one more, before timing
+ * two) is a `failed` row with the errno text and the limit, never a crash;
+ * the test build's map_exhaust fills the address space with mappings until
+ * mmap fails and frees one, leaving room for exactly one more, before timing
  * setup.
- *
- * Each case runs for a quarter of the run's --min-time (at least 2 ms);
- * setup is timed one op per batch.
  */
 #define _GNU_SOURCE 1
 #define _DARWIN_C_SOURCE 1
-#include "../bench/threads.h"
-#include "../bench/wx.h"
-#include "stub_pages.h"
+#include "../bench/app/scenario.h"
+#include "../bench/core/stub_pages.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 #ifndef MAP_ANONYMOUS
 #define MAP_ANONYMOUS MAP_ANON
 #endif
 
-enum { V_SETUP, V_STEADY, V_SPAN };
 static const char *const do_variants[] = {"setup", "steady", "exec_span", NULL};
 
 #define FIRST_VALUE 7u
 #define HOG_LIMIT 1048576L /* map_exhaust refuses to fill more mappings than this */
-
-/* Everything one case needs. */
-typedef struct do_ctx {
-    const wx_strategy *s;    /* strategy under test */
-    int variant;             /* V_* */
-    size_t page;             /* page size */
-    size_t size;             /* setup: region bytes */
-    size_t pages;            /* exec_span: pages */
-    size_t cursor;           /* exec_span: next page */
-    wx_region r;             /* steady, exec_span: the region */
-    int mapped;              /* r is mapped */
-    int skip_write;          /* test: do not write the new code */
-    uint32_t value;          /* setup, steady: value of the newest stub */
-    uint64_t done;           /* ops completed */
-    unsigned char *img;      /* setup with a write_code hook: the region's bytes, built aside */
-    char why[WX_REASON_LEN]; /* what failed in do_ops */
-} do_ctx;
 
 /* vm.max_map_count, or -1 where there is none to read. */
 static long max_map_count(void)
@@ -87,16 +62,26 @@ static long max_map_count(void)
     return v;
 }
 
-/* ---------------------------------------------------------------------------
- * The test build's map_exhaust: mappings until mmap fails, then one freed
- * ------------------------------------------------------------------------ */
-
-/* Mappings held to exhaust the address space's mapping count. */
+/* Mappings held to exhaust the address space's mapping count (map_exhaust). */
 typedef struct hog {
     void **maps; /* one page each */
     size_t n;    /* held */
     size_t page; /* their size */
 } hog;
+
+/* Everything one case needs. */
+typedef struct do_state {
+    size_t page;             /* page size */
+    size_t pages;            /* exec_span: pages */
+    size_t cursor;           /* exec_span: next page */
+    wx_region r;             /* steady, exec_span: the region */
+    int mapped;              /* r is mapped */
+    uint32_t value;          /* setup, steady: value of the newest stub */
+    uint64_t done;           /* ops completed */
+    unsigned char *img;      /* setup: the staging buffer (the region's bytes) */
+    unsigned char stage[64]; /* steady: the new stub */
+    hog h;                   /* map_exhaust */
+} do_state;
 
 /* Fill: 0 with h holding every mapping it could make but one, or -1 with
  * why[]. Neighbouring mappings alternate PROT_READ and PROT_NONE so that the
@@ -144,299 +129,183 @@ static void hog_release(hog *h)
     memset(h, 0, sizeof *h);
 }
 
-/* ---------------------------------------------------------------------------
- * The ops
- * ------------------------------------------------------------------------ */
-
 /* Why creating a region failed, with the mapping limit beside the errno text. */
-static void create_failed(do_ctx *x, const char *step, const char *what)
+static int create_failed(wx_job *j, const char *step, const char *what)
 {
+    const do_state *x = j->state;
     long limit = max_map_count();
     if (limit > 0)
-        snprintf(x->why, sizeof x->why, "%s failed after %llu ops: %.160s (vm.max_map_count = %ld)", step,
-                 (unsigned long long)x->done, what, limit);
-    else
-        snprintf(x->why, sizeof x->why, "%s failed after %llu ops: %.180s", step, (unsigned long long)x->done, what);
+        return wx_job_fail(j, "%s failed after %llu ops: %.160s (vm.max_map_count = %ld)", step,
+                           (unsigned long long)x->done, what, limit);
+    return wx_job_fail(j, "%s failed after %llu ops: %.180s", step, (unsigned long long)x->done, what);
 }
 
-/* The end of one create+destroy: flush, read the stub back through the
- * executable view (a region whose write did not arrive is never jumped
- * into), call it, destroy the region. 0, or -1 with x->why. */
-static int check_and_destroy(do_ctx *x, wx_region *r, uint32_t v)
+/* One create+touch+destroy: 0, or -1 with j->why. */
+static int setup_op(wx_job *j)
 {
-    const size_t stub = wx_stub_size();
-    wx_icache_flush(r->write, r->exec, stub);
-    uint32_t seen = wx_stub_value(r->exec, stub);
-    uint32_t got = seen == v ? wx_stub_at(r->exec)() : 0;
-    x->s->unmap(r);
-    if (seen != v || got != v) {
-        snprintf(x->why, sizeof x->why,
-                 "verification failed: the executable view of a new region holds %u and returned %u, expected %u", seen,
-                 got, v);
-        return -1;
-    }
-    return 0;
-}
-
-/* One create+destroy: 0, or -1 with x->why. */
-static int setup_op(do_ctx *x)
-{
-    const wx_strategy *s = x->s;
-    const size_t stub = wx_stub_size();
+    do_state *x = j->state;
+    const wx_strategy *s = j->s;
+    const size_t stub = wx_stub_size(), size = (size_t)j->c->size_bytes;
     char why[WX_REASON_LEN] = "";
     wx_region r;
     memset(&r, 0, sizeof r);
-    int e = s->map(&r, x->size, why, sizeof why);
+    int e = s->map(&r, size, why, sizeof why);
+    if (e != 0)
+        return create_failed(j, "create", why);
+    volatile unsigned char *w = wx_code_begin(s, &r, 0, x->img, &e);
     if (e != 0) {
-        create_failed(x, "create", why);
-        return -1;
-    }
-    if ((e = s->begin_write(&r)) != 0) {
         s->unmap(&r);
-        create_failed(x, "begin_write", strerror(e));
-        return -1;
+        return create_failed(j, "begin_write", strerror(e));
     }
-    volatile unsigned char *w = r.write;
-    for (size_t off = 0; off < r.size; off += x->page)
+    for (size_t off = 0; off < size; off += x->page)
         w[off] = 1; /* touch every page through the write view */
     uint32_t v = ++x->value;
-    if (!x->skip_write)
-        wx_emit_stub(r.write, stub, v);
-    if ((e = s->end_write(&r)) != 0) {
+    wx_emit_stub((void *)w, stub, v);
+    if ((e = wx_code_end(s, &r, 0, x->img, size)) != 0) {
         s->unmap(&r);
-        create_failed(x, "end_write", strerror(e));
-        return -1;
+        return create_failed(j, s->write_code ? "write_code" : "end_write", strerror(e));
     }
-    return check_and_destroy(x, &r, v);
-}
-
-/* One create+destroy for a strategy writable only inside write_code: the
- * same op, the writable window being one write_code call that copies the
- * region's bytes (a byte on every page, the stub at the start). 0, or -1
- * with x->why. */
-static int setup_op_hook(do_ctx *x)
-{
-    const wx_strategy *s = x->s;
-    const size_t stub = wx_stub_size();
-    char why[WX_REASON_LEN] = "";
-    wx_region r;
-    memset(&r, 0, sizeof r);
-    int e = s->map(&r, x->size, why, sizeof why);
-    if (e != 0) {
-        create_failed(x, "create", why);
-        return -1;
-    }
-    uint32_t v = ++x->value;
-    if (!x->skip_write)
-        wx_emit_stub(x->img, stub, v);
-    if ((e = s->write_code(&r, 0, x->img, x->size)) != 0) {
-        s->unmap(&r);
-        create_failed(x, "write_code", strerror(e));
-        return -1;
-    }
-    return check_and_destroy(x, &r, v);
-}
-
-/* One verified patch of the steady region through write_code (the stub
- * built aside, copied in one call; skip_write: the same call copying
- * nothing): 0, or -1 with x->why. */
-static int steady_op_hook(do_ctx *x)
-{
-    const wx_strategy *s = x->s;
-    const size_t stub = wx_stub_size();
-    unsigned char code[64];
-    uint32_t v = ++x->value;
-    wx_emit_stub(code, stub, v);
-    int e = s->write_code(&x->r, 0, code, x->skip_write ? 0 : stub);
-    if (e != 0) {
-        wx_why_errno(x->why, sizeof x->why, "write_code", e);
-        return -1;
-    }
-    wx_icache_flush(x->r.write, x->r.exec, stub);
-    uint32_t got = wx_stub_at(x->r.exec)();
-    if (got != v) {
-        snprintf(x->why, sizeof x->why, "verification failed: patched stub returned %u, expected %u", got, v);
-        return -1;
-    }
+    /* Flush, read the stub back through the executable view (a region
+     * whose write did not arrive is never jumped into), call it, destroy. */
+    wx_icache_flush(r.write, r.exec, stub);
+    uint32_t seen = wx_stub_value(r.exec, stub);
+    uint32_t got = seen == v ? wx_stub_at(r.exec)() : 0;
+    s->unmap(&r);
+    if (seen != v || got != v)
+        return wx_job_fail(j, "verification failed: the executable view of a new region holds %u and returned %u, "
+                              "expected %u", seen, got, v);
     return 0;
 }
 
-/* One verified patch of the steady region: 0, or -1 with x->why. */
-static int steady_op(do_ctx *x)
+/* One verified patch of the steady region: 0, or -1 with j->why. */
+static int steady_op(wx_job *j)
 {
-    const wx_strategy *s = x->s;
+    do_state *x = j->state;
+    const wx_strategy *s = j->s;
     const size_t stub = wx_stub_size();
     uint32_t v = ++x->value;
-    int e = s->begin_write(&x->r);
+    int e;
+    void *p = wx_code_begin(s, &x->r, 0, x->stage, &e);
     if (e == 0) {
-        if (!x->skip_write)
-            wx_emit_stub(x->r.write, stub, v);
-        e = s->end_write(&x->r);
+        wx_emit_stub(p, stub, v);
+        e = wx_code_end(s, &x->r, 0, x->stage, stub);
     }
-    if (e != 0) {
-        wx_why_errno(x->why, sizeof x->why, "begin_write/end_write", e);
-        return -1;
-    }
+    if (e != 0)
+        return wx_job_errno(j, s->write_code ? "write_code" : "begin_write/end_write", e);
     wx_icache_flush(x->r.write, x->r.exec, stub);
     uint32_t got = wx_stub_at(x->r.exec)();
-    if (got != v) {
-        snprintf(x->why, sizeof x->why, "verification failed: patched stub returned %u, expected %u", got, v);
-        return -1;
-    }
+    if (got != v)
+        return wx_job_fail(j, "verification failed: patched stub returned %u, expected %u", got, v);
     return 0;
 }
 
-/* n ops of setup or steady for a strategy writable only inside
- * write_code: 0, or -1 with x->why. (exec_span changes nothing: do_ops.) */
-static int do_hook_ops(void *ctx, uint64_t n)
+/* One call of the next page's stub: 0, or -1 with j->why. */
+static int span_op(wx_job *j)
 {
-    do_ctx *x = ctx;
-    for (uint64_t i = 0; i < n; i++) {
-        if ((x->variant == V_SETUP ? setup_op_hook(x) : steady_op_hook(x)) != 0)
-            return -1;
-        x->done++;
-    }
+    do_state *x = j->state;
+    size_t p = x->cursor;
+    uint32_t got = wx_page_stub_call(wx_page_stub(x->r.exec, p, x->page));
+    if (got != WX_PAGE_STUB_VALUE(p))
+        return wx_job_fail(j, "verification failed: the stub on page %zu returned %#x, expected %#x", p, got,
+                           WX_PAGE_STUB_VALUE(p));
+    x->cursor = p + 1 == x->pages ? 0 : p + 1;
     return 0;
 }
 
-/* n ops of the case: 0, or -1 with x->why. */
-static int do_ops(void *ctx, uint64_t n)
-{
-    do_ctx *x = ctx;
-    for (uint64_t i = 0; i < n; i++) {
-        if (x->variant == V_SETUP) {
-            if (setup_op(x) != 0)
-                return -1;
-        } else if (x->variant == V_STEADY) {
-            if (steady_op(x) != 0)
-                return -1;
-        } else {
-            size_t p = x->cursor;
-            uint32_t got = wx_page_stub_call(wx_page_stub(x->r.exec, p, x->page));
-            if (got != WX_PAGE_STUB_VALUE(p)) {
-                snprintf(x->why, sizeof x->why, "verification failed: the stub on page %zu returned %#x, expected %#x",
-                         p, got, WX_PAGE_STUB_VALUE(p));
-                return -1;
-            }
-            x->cursor = p + 1 == x->pages ? 0 : p + 1;
-        }
-        x->done++;
+#define DO_OPS(name, op)                                   \
+    static int name(wx_job *j, uint64_t n)                 \
+    {                                                      \
+        do_state *x = j->state;                            \
+        for (uint64_t i = 0; i < n; i++, x->done++)        \
+            if (op(j) != 0)                                \
+                return -1;                                 \
+        return 0;                                          \
     }
-    return 0;
-}
+DO_OPS(setup_ops, setup_op)
+DO_OPS(steady_ops, steady_op)
+DO_OPS(span_ops, span_op)
 
-static void do_teardown(do_ctx *x)
+static int setup_setup(wx_job *j)
 {
-    if (x->mapped)
-        x->s->unmap(&x->r);
-    x->mapped = 0;
-    free(x->img);
-    x->img = NULL;
-}
-
-static int do_setup(do_ctx *x, const wx_strategy *s, const wx_case *c, char *why, size_t len)
-{
-    memset(x, 0, sizeof *x);
-    x->s = s;
-    x->variant = (int)c->param;
-    x->page = (size_t)sysconf(_SC_PAGESIZE);
-    x->size = (size_t)c->size_bytes;
-    x->skip_write = wx_test_inject("skip_write");
+    do_state *x = j->state;
+    x->page = (size_t)j->run->page_size;
     x->value = FIRST_VALUE;
-    if (x->variant == V_SETUP && s->write_code) {
-        /* The bytes setup_op_hook copies in: one on every page (the stub
-         * goes over the first page's at each op). */
-        if (!(x->img = calloc(1, x->size))) {
-            snprintf(why, len, "out of memory for a %zu-byte code image", x->size);
-            return -1;
-        }
-        for (size_t off = 0; off < x->size; off += x->page)
-            x->img[off] = 1;
-    } else if (x->variant == V_STEADY) {
-        if (wx_region_prepare(s, &x->r, x->size, FIRST_VALUE, why, len) != 0)
-            return -1;
-        x->mapped = 1;
-    } else if (x->variant == V_SPAN) {
-        x->pages = x->size / x->page;
-        if (wx_page_stubs_prepare(s, &x->r, x->page, x->pages, why, len) != 0)
-            return -1;
-        x->mapped = 1;
-    }
-    return 0;
+    /* The staging buffer: the region's bytes, one set on every page (the
+     * stub goes over the first page's at each op). */
+    if (!(x->img = calloc(1, (size_t)j->c->size_bytes)))
+        return wx_job_fail(j, "out of memory for a %llu-byte code image", (unsigned long long)j->c->size_bytes),
+               WX_FAILED;
+    for (size_t off = 0; off < (size_t)j->c->size_bytes; off += x->page)
+        x->img[off] = 1;
+    if (wx_injected(WX_INJ_MAP_EXHAUST) && hog_fill(&x->h, x->page, j->why, sizeof j->why) != 0)
+        return WX_FAILED;
+    return WX_OK;
 }
 
-static void do_body(wx_bench *b, const wx_strategy *s, const wx_case *c)
+static int steady_setup(wx_job *j)
 {
-    do_ctx x;
-    char why[WX_REASON_LEN] = "";
-    if (do_setup(&x, s, c, why, sizeof why) != 0) {
-        wx_bench_fail(b, "setup: %s", why);
-        do_teardown(&x);
-        return;
-    }
-    hog h = {0};
-    if (x.variant == V_SETUP && wx_test_inject("map_exhaust") && hog_fill(&h, x.page, why, sizeof why) != 0) {
-        hog_release(&h);
-        do_teardown(&x);
-        wx_bench_fail(b, "%s", why);
-        return;
-    }
-    const uint64_t batch = x.variant == V_SETUP ? 1 : 16;
-    int err = 0;
-    wx_bench_counters_begin(b);
-    if (s->write_code && x.variant != V_SPAN) {
-        while (wx_bench_keep_running(b, batch))
-            if ((err = do_hook_ops(&x, batch)) != 0)
-                break;
-    } else {
-        while (wx_bench_keep_running(b, batch))
-            if ((err = do_ops(&x, batch)) != 0)
-                break;
-    }
-    wx_bench_counters_end(b);
-    hog_release(&h);
-    if (err == 0 && x.variant == V_SPAN && wx_page_stubs_verify(&x.r, x.page, x.pages, "after the timed loop",
-                                                                x.why, sizeof x.why) != 0)
-        err = -1;
-    do_teardown(&x);
-    if (err)
-        wx_bench_fail(b, "%s", x.why);
+    do_state *x = j->state;
+    x->page = (size_t)j->run->page_size;
+    x->value = FIRST_VALUE;
+    if (wx_region_prepare(j->s, &x->r, (size_t)j->c->size_bytes, FIRST_VALUE, j->why, sizeof j->why) != 0)
+        return WX_FAILED;
+    x->mapped = 1;
+    return WX_OK;
 }
 
-/* ---------------------------------------------------------------------------
- * Cases
- * ------------------------------------------------------------------------ */
+static int span_setup(wx_job *j)
+{
+    do_state *x = j->state;
+    x->page = (size_t)j->run->page_size;
+    x->pages = (size_t)j->c->size_bytes / x->page;
+    if (wx_page_stubs_prepare(j->s, &x->r, x->page, x->pages, j->why, sizeof j->why) != 0)
+        return WX_FAILED;
+    x->mapped = 1;
+    return WX_OK;
+}
+
+static int span_verify(wx_job *j)
+{
+    do_state *x = j->state;
+    return wx_page_stubs_verify(&x->r, x->page, 0, x->pages, "after the timed loop", j->why, sizeof j->why);
+}
+
+static void do_teardown(wx_job *j)
+{
+    do_state *x = j->state;
+    hog_release(&x->h);
+    if (x->mapped)
+        j->s->unmap(&x->r);
+    free(x->img);
+}
+
+static const wx_kernel k_setup = {.state_size = sizeof(do_state), .step = 1, .flags = WX_K_SHORT,
+                                  .setup = setup_setup, .ops = setup_ops, .teardown = do_teardown};
+static const wx_kernel k_steady = {.state_size = sizeof(do_state), .step = 16, .flags = WX_K_SHORT,
+                                   .setup = steady_setup, .ops = steady_ops, .teardown = do_teardown};
+static const wx_kernel k_span = {.state_size = sizeof(do_state), .step = 16, .flags = WX_K_SHORT,
+                                 .setup = span_setup, .ops = span_ops, .verify = span_verify,
+                                 .teardown = do_teardown};
 
 static void do_register(const wx_run *run)
 {
-    const uint64_t page = (uint64_t)run->page_size;
-    const double min_time = run->min_time / 4 > 0.002 ? run->min_time / 4 : 0.002;
-
     static const uint64_t full_sizes[] = {4096, 16384, 65536, 262144, 1048576, 4194304, 16777216};
     static const uint64_t quick_sizes[] = {4096, 1048576};
-    const uint64_t *sizes = run->quick ? quick_sizes : full_sizes;
-    size_t nsizes = run->quick ? sizeof quick_sizes / sizeof *quick_sizes : sizeof full_sizes / sizeof *full_sizes;
-    for (size_t i = 0; i < nsizes; i++) {
-        if (sizes[i] % page != 0)
-            continue; /* not a whole number of pages here (16 KiB pages) */
-        wx_case c = {.variant = "setup", .threads = 1, .batch = 1, .size_bytes = sizes[i], .param = V_SETUP,
-                     .min_time = min_time};
-        wx_add_case(&c, do_body);
-    }
+    wx_case c = {.variant = "setup"};
+    wx_add_product(&c, &k_setup, WX_AXIS_Q(run, full_sizes, quick_sizes), WX_AXIS_NONE, WX_AXIS_NONE,
+                   WX_AXIS_NONE, 1);
 
-    wx_case steady = {.variant = "steady", .threads = 1, .batch = 1, .size_bytes = page, .param = V_STEADY,
-                      .min_time = min_time};
-    wx_add_case(&steady, do_body);
+    c = (wx_case){.variant = "steady", .size_bytes = (uint64_t)run->page_size};
+    wx_add(&c, &k_steady);
 
     static const uint64_t full_pages[] = {1, 4, 16, 64, 256, 1024, 4096};
     static const uint64_t quick_pages[] = {1, 4096};
-    const uint64_t *pages = run->quick ? quick_pages : full_pages;
-    size_t npages = run->quick ? sizeof quick_pages / sizeof *quick_pages : sizeof full_pages / sizeof *full_pages;
-    for (size_t i = 0; i < npages; i++) {
-        wx_case c = {.variant = "exec_span", .threads = 1, .batch = 1, .size_bytes = pages[i] * page,
-                     .param = V_SPAN, .min_time = min_time};
-        wx_add_case(&c, do_body);
-    }
+    const wx_axis pages = WX_AXIS_Q(run, full_pages, quick_pages);
+    uint64_t sizes[16];
+    for (size_t i = 0; i < pages.n; i++)
+        sizes[i] = pages.v[i] * (uint64_t)run->page_size;
+    c = (wx_case){.variant = "exec_span"};
+    wx_add_product(&c, &k_span, (wx_axis){sizes, pages.n}, WX_AXIS_NONE, WX_AXIS_NONE, WX_AXIS_NONE, 0);
 }
 
 const wx_scenario wx_scenario_dualmap_overhead = {
@@ -445,6 +314,5 @@ const wx_scenario wx_scenario_dualmap_overhead = {
     .op = "setup: one verified create+touch+destroy of size_bytes; steady: one verified patch; "
           "exec_span: one call of one page's stub, round-robin over size_bytes/page pages",
     .variants = do_variants,
-    .strategy_free = 0,
     .register_cases = do_register,
 };

@@ -1,28 +1,30 @@
 /* harness.c - what the harness itself costs per op: an empty op (a compiler
- * barrier) timed through the C shim's batched loop and through the idiomatic
- * native C++ Google Benchmark loop, in the same run. */
-#include "../bench/wx.h"
+ * barrier) timed through wxbench's kernel loop (the C shim's batched loop)
+ * and through the idiomatic native C++ Google Benchmark loop, in the same
+ * run. */
+#include "../bench/app/scenario.h"
 
 #define HARNESS_BATCH 1000
 
-static void shim_empty(wx_bench *b, const wx_strategy *s, const wx_case *c)
+/* n empty ops. A count-down loop, the shape of Google Benchmark's own
+ * iterator (decrement, branch on zero), so both variants time the same op. */
+static int shim_empty(wx_job *j, uint64_t n)
 {
-    (void)s;
-    (void)c;
-    /* A count-down loop, the shape of Google Benchmark's own iterator
-     * (decrement, branch on zero), so both variants time the same op. */
-    while (wx_bench_keep_running(b, HARNESS_BATCH))
-        for (unsigned long i = HARNESS_BATCH; i != 0; i--)
-            __asm__ __volatile__("" ::: "memory");
+    (void)j;
+    for (uint64_t i = n; i != 0; i--)
+        __asm__ __volatile__("" ::: "memory");
+    return 0;
 }
+
+static const wx_kernel k_shim = {.step = HARNESS_BATCH, .ops = shim_empty};
 
 static void harness_register(const wx_run *run)
 {
     (void)run;
-    wx_case shim = {.variant = "shim", .threads = 1, .batch = 1};
-    wx_case native = {.variant = "native", .threads = 1, .batch = 1};
-    wx_add_case(&shim, shim_empty);
-    wx_add_case(&native, NULL); /* Google Benchmark's own `for (auto _ : state)` loop */
+    wx_case shim = {.variant = "shim"};
+    wx_case native = {.variant = "native"};
+    wx_add(&shim, &k_shim);
+    wx_add_native(&native); /* Google Benchmark's own `for (auto _ : state)` loop */
 }
 
 static const char *const harness_variants[] = {"shim", "native", NULL};

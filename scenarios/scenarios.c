@@ -1,7 +1,7 @@
 /* scenarios.c - the scenario table, expanded from scenarios.def. */
-#include "../bench/wx.h"
+#include "../bench/app/scenario.h"
 
-#include <stddef.h>
+#include <string.h>
 
 #define WX_SCENARIO(n) extern const wx_scenario wx_scenario_##n;
 #include "scenarios.def"
@@ -13,3 +13,11 @@ const wx_scenario *const wx_scenarios[] = {
 #undef WX_SCENARIO
     NULL,
 };
+
+const wx_scenario *wx_scenario_find(const char *name)
+{
+    for (size_t i = 0; wx_scenarios[i]; i++)
+        if (strcmp(wx_scenarios[i]->name, name) == 0)
+            return wx_scenarios[i];
+    return NULL;
+}

@@ -6,174 +6,119 @@
  *              check the value it returns                   op = one verified patch
  *   redundant  ask for the executable state while already executable
  *                                                           op = one redundant request
- *   baseline   the patch loop on plain RWX memory, no permission change
- *              (a RW alias + RX view on Apple silicon)      op = one verified patch
+ *   baseline   the patch loop on memory that needs no permission change
+ *              (RWX; a RW alias + RX view on Apple silicon) op = one verified patch
  *
- * Strategies with a write_code hook (mapjit_callback) are writable only
- * inside it: flip is one write_code call copying nothing (the switch to
- * writable and back), patch writes the stub through write_code, and
- * redundant does not exist for them (there is no request for a state).
+ * Strategies writable only inside write_code (mapjit_callback): flip is one
+ * write_code call copying nothing, and redundant does not exist for them
+ * (there is no request for a state).
  */
-#include "../bench/wx.h"
+#include "../bench/app/scenario.h"
 
-#include <string.h>
+#define OPS_PER_STEP 100u
+#define FIRST_VALUE 7u
 
-#define OPS_PER_BATCH 100u
+/* One case's region and the value its stub returns. */
+typedef struct tl_state {
+    wx_region r;
+    int mapped;
+    uint32_t v;                /* what the stub returns now */
+    unsigned char stage[64];   /* the new stub, for write_code strategies */
+} tl_state;
 
-static uint32_t call(const wx_region *r)
+static int tl_setup(wx_job *j)
 {
-    return wx_stub_at(r->exec)();
+    tl_state *x = j->state;
+    if (wx_region_prepare(j->s, &x->r, (size_t)j->c->size_bytes, FIRST_VALUE, j->why, sizeof j->why) != 0)
+        return WX_FAILED;
+    x->mapped = 1;
+    x->v = FIRST_VALUE;
+    return WX_OK;
 }
 
-/* Map and verify a region, or fail the row. */
-static int setup(wx_bench *b, const wx_strategy *s, wx_region *r, size_t size)
+static int tl_verify(wx_job *j)
 {
-    char why[WX_REASON_LEN];
-    if (wx_region_prepare(s, r, size, 7u, why, sizeof why) != 0) {
-        wx_bench_fail(b, "setup: %s", why);
-        return -1;
+    tl_state *x = j->state;
+    uint32_t got = wx_stub_at(x->r.exec)();
+    return got == x->v ? 0 : wx_job_fail(j, "verification failed: the stub returned %u after the loop, expected %u",
+                                         got, x->v);
+}
+
+static void tl_teardown(wx_job *j)
+{
+    tl_state *x = j->state;
+    if (x->mapped)
+        j->s->unmap(&x->r);
+}
+
+static int tl_flip(wx_job *j, uint64_t n)
+{
+    tl_state *x = j->state;
+    int err = 0;
+    for (uint64_t i = 0; i < n; i++)
+        err |= wx_code_flip(j->s, &x->r);
+    return err ? wx_job_errno(j, j->s->write_code ? "write_code" : "begin_write/end_write", err) : 0;
+}
+
+static int tl_redundant(wx_job *j, uint64_t n)
+{
+    tl_state *x = j->state;
+    int err = 0;
+    for (uint64_t i = 0; i < n; i++)
+        err |= j->s->end_write(&x->r); /* already executable */
+    return err ? wx_job_errno(j, "end_write", err) : 0;
+}
+
+/* n verified patches: writable, a new stub, executable, flush, call, check. */
+static int tl_patch(wx_job *j, uint64_t n)
+{
+    tl_state *x = j->state;
+    const wx_strategy *s = j->s;
+    const size_t stub = wx_stub_size();
+    for (uint64_t i = 0; i < n; i++) {
+        uint32_t v = x->v + 1;
+        int err;
+        void *p = wx_code_begin(s, &x->r, 0, x->stage, &err);
+        if (err == 0) {
+            wx_emit_stub(p, stub, v);
+            err = wx_code_end(s, &x->r, 0, x->stage, stub);
+        }
+        if (err)
+            return wx_job_errno(j, s->write_code ? "write_code" : "begin_write/end_write", err);
+        wx_icache_flush(x->r.write, x->r.exec, stub);
+        uint32_t got = wx_stub_at(x->r.exec)();
+        if (got != v)
+            return wx_job_fail(j, "verification failed: patched stub returned %u, expected %u", got, v);
+        x->v = v;
     }
     return 0;
 }
 
-static void bench_flip(wx_bench *b, const wx_strategy *s, const wx_case *c)
-{
-    wx_region r;
-    if (setup(b, s, &r, (size_t)c->size_bytes) != 0)
-        return;
-    int err = 0;
-    wx_bench_counters_begin(b);
-    if (s->write_code) {
-        while (wx_bench_keep_running(b, OPS_PER_BATCH)) {
-            for (unsigned i = 0; i < OPS_PER_BATCH; i++)
-                err |= s->write_code(&r, 0, NULL, 0);
-            if (err)
-                break;
-        }
-    } else {
-        while (wx_bench_keep_running(b, OPS_PER_BATCH)) {
-            for (unsigned i = 0; i < OPS_PER_BATCH; i++) {
-                err |= s->begin_write(&r);
-                err |= s->end_write(&r);
-            }
-            if (err)
-                break;
-        }
-    }
-    wx_bench_counters_end(b);
-    if (err)
-        wx_bench_fail(b, "%s failed: errno %d", s->write_code ? "write_code" : "begin_write/end_write", err);
-    else if (call(&r) != 7u)
-        wx_bench_fail(b, "verification failed: the code changed across flips");
-    s->unmap(&r);
-}
+#define TL_KERNEL(fn, extra)                                                                                  \
+    {.state_size = sizeof(tl_state), .step = OPS_PER_STEP, .flags = (extra), .setup = tl_setup, .ops = (fn), \
+     .verify = tl_verify, .teardown = tl_teardown}
 
-static void bench_redundant(wx_bench *b, const wx_strategy *s, const wx_case *c)
-{
-    wx_region r;
-    if (setup(b, s, &r, (size_t)c->size_bytes) != 0)
-        return;
-    int err = 0;
-    wx_bench_counters_begin(b);
-    while (wx_bench_keep_running(b, OPS_PER_BATCH)) {
-        for (unsigned i = 0; i < OPS_PER_BATCH; i++)
-            err |= s->end_write(&r); /* already executable */
-        if (err)
-            break;
-    }
-    wx_bench_counters_end(b);
-    if (err)
-        wx_bench_fail(b, "end_write failed: errno %d", err);
-    else if (call(&r) != 7u)
-        wx_bench_fail(b, "verification failed: the code does not run after redundant requests");
-    s->unmap(&r);
-}
-
-/* The verified patch loop. With s == NULL: the baseline, same code, no
- * permission change, on RWX memory. */
-static void patch_loop(wx_bench *b, const wx_strategy *s, wx_region *r)
-{
-    const size_t stub = wx_stub_size();
-    const int skip_write = wx_test_inject("skip_write");
-    const int via_hook = s && s->write_code;
-    unsigned char code[64];
-    uint32_t v = 100u;
-    int err = 0;
-    uint32_t got = 0;
-    wx_bench_counters_begin(b);
-    while (wx_bench_keep_running(b, OPS_PER_BATCH)) {
-        for (unsigned i = 0; i < OPS_PER_BATCH; i++) {
-            v++;
-            if (via_hook) {
-                /* writable only inside write_code: build the stub, copy it in */
-                wx_emit_stub(code, stub, v);
-                if (!skip_write)
-                    err |= s->write_code(r, 0, code, stub);
-            } else {
-                if (s)
-                    err |= s->begin_write(r);
-                if (!skip_write)
-                    wx_emit_stub(r->write, stub, v);
-                if (s)
-                    err |= s->end_write(r);
-            }
-            wx_icache_flush(r->write, r->exec, stub);
-            got = call(r);
-            if (got != v)
-                break;
-        }
-        if (err || got != v)
-            break;
-    }
-    wx_bench_counters_end(b);
-    if (err)
-        wx_bench_fail(b, "%s failed: errno %d", via_hook ? "write_code" : "begin_write/end_write", err);
-    else if (got != v)
-        wx_bench_fail(b, "verification failed: patched stub returned %u, expected %u", got, v);
-}
-
-static void bench_patch(wx_bench *b, const wx_strategy *s, const wx_case *c)
-{
-    wx_region r;
-    if (setup(b, s, &r, (size_t)c->size_bytes) != 0)
-        return;
-    patch_loop(b, s, &r);
-    s->unmap(&r);
-}
-
-static void bench_baseline(wx_bench *b, const wx_strategy *s, const wx_case *c)
-{
-    (void)s;
-    wx_region r;
-    char why[WX_REASON_LEN];
-    int e = wx_baseline_prepare(&r, (size_t)c->size_bytes, 7u, why, sizeof why);
-    if (e > 0)
-        wx_bench_fail(b, "unsupported: %s", why);
-    else if (e < 0)
-        wx_bench_fail(b, "setup: %s", why);
-    if (e != 0)
-        return;
-    patch_loop(b, NULL, &r);
-    wx_baseline_unmap(&r);
-}
+static const wx_kernel k_flip = TL_KERNEL(tl_flip, 0);
+static const wx_kernel k_patch = TL_KERNEL(tl_patch, 0);
+static const wx_kernel k_redundant = TL_KERNEL(tl_redundant, 0);
+static const wx_kernel k_baseline = TL_KERNEL(tl_patch, WX_K_BASELINE);
 
 static void toggle_register(const wx_run *run)
 {
-    const uint64_t page = (uint64_t)run->page_size;
-    wx_case c = {.threads = 1, .batch = 1, .size_bytes = page};
+    wx_case c = {.size_bytes = (uint64_t)run->page_size};
     c.variant = "flip";
-    wx_add_case(&c, bench_flip);
+    wx_add(&c, &k_flip);
     c.variant = "patch";
-    wx_add_case(&c, bench_patch);
+    wx_add(&c, &k_patch);
     c.variant = "redundant";
-    if (run->strategy && run->strategy->write_code)
+    if (run->strategy->write_code)
         wx_add_unsupported(&c, "no request for the state in force exists: outside write_code "
                                "(pthread_jit_write_with_callback_np) the region is always executable, and every call "
                                "switches to writable and back (timed by flip)");
     else
-        wx_add_case(&c, bench_redundant);
+        wx_add(&c, &k_redundant);
     c.variant = "baseline";
-    wx_add_case(&c, bench_baseline);
+    wx_add(&c, &k_baseline);
 }
 
 static const char *const toggle_variants[] = {"flip", "patch", "redundant", "baseline", NULL};
@@ -184,6 +129,5 @@ const wx_scenario wx_scenario_toggle_latency = {
     .op = "flip: one writable->executable round trip; patch/baseline: one verified patch "
           "(write stub, make executable, flush, call, check); redundant: one request for the state in force",
     .variants = toggle_variants,
-    .strategy_free = 0,
     .register_cases = toggle_register,
 };

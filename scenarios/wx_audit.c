@@ -1,11 +1,12 @@
 /* wx_audit.c - does each strategy keep its W^X promise, and for how long
  * is code writable?
  *
- * Before anything is timed, the strategy is audited in a forked child
- * (audit.c): six yes/no questions, each decided by trying the access with
- * faults caught. The answers go to audit.csv beside results.csv
+ * The answers come from the audit (bench/app/audit.c): six yes/no
+ * questions, each decided by trying the access with faults caught, run by
+ * the parent of the run in a forked child before this scenario's children
+ * start, and written to audit.csv beside results.csv
  * (strategy,property,result,evidence), including n/a rows for strategies
- * that cannot run here. Then:
+ * that cannot run here. This scenario times:
  *
  *   exposure_window    the verified patch loop (writable, write a stub,
  *                      executable, flush, call, check); ns_per_op is the
@@ -17,159 +18,122 @@
  *                      "always writable (permanent):".
  *                                                   op = one verified patch
  *   exposure_baseline  the same two clock reads around the same stub write
- *                      on RWX memory, no permission change: what the window
- *                      measurement itself adds (one clock read plus the
- *                      write).                      op = one verified patch
+ *                      on baseline memory, no permission change: what the
+ *                      window measurement itself adds (one clock read plus
+ *                      the write).                  op = one verified patch
  *
- * Both rows report only the timed part of each patch (the body reports its
- * time), never the whole loop.
+ * Both rows report only the timed part of each patch (WX_K_MANUAL_TIME),
+ * never the whole loop.
  *
- * A strategy with a write_code hook (mapjit_callback; test_hook in test
- * builds) is writable only inside that call: the switch to writable, the
- * copy and the switch back all happen within it, and the hook runs nothing
- * of the caller's, so no clock can be read while the code is writable.
- * Timing the whole call would add both switches and read as a longer
- * window than the strategy really opens, so its exposure_window row is
+ * A strategy writable only inside write_code (mapjit_callback; test_hook in
+ * test builds): the switch to writable, the copy and the switch back all
+ * happen within that call, and it runs nothing of the caller's, so no clock
+ * can be read while the code is writable. Its exposure_window row is
  * `unsupported` with that reason (the whole round trip is what
  * toggle_latency/flip times for it); exposure_baseline still runs. */
-#include "../bench/wx.h"
+#include "../bench/app/audit.h"
+#include "../bench/app/scenario.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#define AUDIT_TIMEOUT_S 30
-#define OPS_PER_BATCH 100u
+#define OPS_PER_STEP 100u
 #define PATCHES 20000u       /* fixed per repetition */
 #define PATCHES_QUICK 2000u
 
-/* This child's audit outcome: what the exposure rows depend on. */
-static char g_audit_failure[WX_REASON_LEN * 2]; /* non-empty: the audit could not be completed or written */
+typedef struct win_state {
+    wx_region r;
+    int mapped;
+    uint32_t v;
+    uint64_t n;
+} win_state;
 
-static uint32_t call(const wx_region *r)
+static int win_setup(wx_job *j)
 {
-    return wx_stub_at(r->exec)();
+    win_state *x = j->state;
+    if (wx_region_prepare(j->s, &x->r, (size_t)j->c->size_bytes, 7u, j->why, sizeof j->why) != 0)
+        return WX_FAILED;
+    x->mapped = 1;
+    x->v = 1000u;
+    return WX_OK;
 }
 
-/* The verified patch loop timing only the window. With s == NULL: the
- * baseline on RWX memory, nothing switched. Never called for a strategy
- * with a write_code hook (its window cannot be timed from outside). */
-static void window_loop(wx_bench *b, const wx_strategy *s, wx_region *r)
+/* n verified patches, timing only the window (begin_write returned ..
+ * end_write returned) into j->timed_ns. Never run for a strategy with a
+ * write_code hook (its window cannot be timed from outside). */
+static int win_ops(wx_job *j, uint64_t n)
 {
+    win_state *x = j->state;
+    const wx_strategy *s = j->s;
     const size_t stub = wx_stub_size();
-    const int skip_write = wx_test_inject("skip_write");
-    const int corrupt = wx_test_inject("corrupt_stub");
-    uint32_t v = 1000u, got = 0;
-    uint64_t n = 0;
-    int err = 0;
-    while (wx_bench_keep_running(b, OPS_PER_BATCH)) {
-        uint64_t window = 0;
-        for (unsigned i = 0; i < OPS_PER_BATCH; i++) {
-            v++;
-            if (s && (err = s->begin_write(r)) != 0)
-                break;
-            uint64_t t0 = wx_now_ns();
-            if (!skip_write)
-                wx_emit_stub(r->write, stub, corrupt && ++n == 77 ? v ^ 1u : v);
-            if (s && (err = s->end_write(r)) != 0)
-                break;
-            uint64_t t1 = wx_now_ns();
-            window += t1 - t0;
-            wx_icache_flush(r->write, r->exec, stub);
-            got = call(r);
-            if (got != v)
-                break;
+    unsigned char stage[64];
+    uint64_t window = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        uint32_t v = ++x->v;
+        int e;
+        void *p = wx_code_begin(s, &x->r, 0, stage, &e);
+        uint64_t t0 = wx_now_ns();
+        if (e == 0) {
+            wx_emit_stub(p, stub, wx_injected(WX_INJ_CORRUPT_STUB) && ++x->n == 77 ? v ^ 1u : v);
+            e = wx_code_end(s, &x->r, 0, stage, stub);
         }
-        wx_bench_batch_time(b, (double)window);
-        if (err || got != v)
-            break;
+        uint64_t t1 = wx_now_ns();
+        if (e != 0)
+            return wx_job_errno(j, "begin_write/end_write", e);
+        window += t1 - t0;
+        wx_icache_flush(x->r.write, x->r.exec, stub);
+        uint32_t got = wx_stub_at(x->r.exec)();
+        if (got != v)
+            return wx_job_fail(j, "verification failed: patched stub returned %u, expected %u", got, v);
     }
-    if (err)
-        wx_bench_fail(b, "begin_write/end_write failed: %s", strerror(err));
-    else if (got != v)
-        wx_bench_fail(b, "verification failed: patched stub returned %u, expected %u", got, v);
+    j->timed_ns = (double)window;
+    return 0;
 }
 
-static void bench_window(wx_bench *b, const wx_strategy *s, const wx_case *c)
+static void win_teardown(wx_job *j)
 {
-    wx_region r;
-    char why[WX_REASON_LEN];
-    if (wx_region_prepare(s, &r, (size_t)c->size_bytes, 7u, why, sizeof why) != 0) {
-        wx_bench_fail(b, "setup: %s", why);
-        return;
-    }
-    window_loop(b, s, &r);
-    s->unmap(&r);
+    win_state *x = j->state;
+    if (x->mapped)
+        j->s->unmap(&x->r);
 }
 
-static void bench_window_baseline(wx_bench *b, const wx_strategy *s, const wx_case *c)
-{
-    (void)s;
-    wx_region r;
-    char why[WX_REASON_LEN];
-    int e = wx_baseline_prepare(&r, (size_t)c->size_bytes, 7u, why, sizeof why);
-    if (e > 0)
-        wx_bench_fail(b, "unsupported: %s", why);
-    else if (e < 0)
-        wx_bench_fail(b, "setup: %s", why);
-    if (e != 0)
-        return;
-    window_loop(b, NULL, &r);
-    wx_baseline_unmap(&r);
-}
+static const wx_kernel k_window = {.state_size = sizeof(win_state), .step = OPS_PER_STEP,
+                                   .flags = WX_K_MANUAL_TIME, .setup = win_setup, .ops = win_ops,
+                                   .teardown = win_teardown};
+static const wx_kernel k_baseline = {.state_size = sizeof(win_state), .step = OPS_PER_STEP,
+                                     .flags = WX_K_MANUAL_TIME | WX_K_BASELINE, .setup = win_setup,
+                                     .ops = win_ops, .teardown = win_teardown};
 
 /* The audit could not be completed or recorded: the window cannot be
  * interpreted, so the row fails and says why. */
-static void bench_audit_failed(wx_bench *b, const wx_strategy *s, const wx_case *c)
+static int audit_failed(wx_job *j)
 {
-    (void)s;
-    (void)c;
-    wx_bench_fail(b, "%s", g_audit_failure);
+    return wx_job_fail(j, "audit of %s did not finish: %s", j->s->name, j->run->audit->failure), WX_FAILED;
 }
+
+static const wx_kernel k_audit_failed = {.setup = audit_failed, .ops = win_ops};
 
 static void audit_register(const wx_run *run)
 {
-    wx_audit a;
-    char why[WX_REASON_LEN] = "";
-    wx_audit_strategy_isolated(run->strategy, &a, AUDIT_TIMEOUT_S);
-    if (!a.complete)
-        snprintf(g_audit_failure, sizeof g_audit_failure, "audit of %s did not finish: %s", run->strategy->name,
-                 a.evidence[0]);
-    if (wx_audit_write_csv(run->out_dir, run->strategy->name, &a, why, sizeof why) != 0) {
-        fprintf(stderr, "wxbench: cannot write audit.csv: %s\n", why);
-        snprintf(g_audit_failure, sizeof g_audit_failure, "cannot write audit.csv: %s", why);
-    }
-
-    wx_case c = {.variant = "exposure_window", .threads = 1, .batch = 1,
-                 .size_bytes = (uint64_t)run->page_size,
+    const wx_audit *a = run->audit;
+    wx_case c = {.variant = "exposure_window", .size_bytes = (uint64_t)run->page_size,
                  .iterations = run->quick ? PATCHES_QUICK : PATCHES};
-    if (g_audit_failure[0]) {
-        wx_add_case(&c, bench_audit_failed);
-    } else if (a.result[WX_AUDIT_WRITABLE_AT_REST] == 1) {
+    if (!a || a->failure[0]) {
+        wx_add(&c, &k_audit_failed);
+    } else if (a->result[WX_AUDIT_WRITABLE_AT_REST] == 1) {
         char reason[WX_REASON_LEN * 2];
         snprintf(reason, sizeof reason, "always writable (permanent): %s; no window to measure",
-                 a.evidence[WX_AUDIT_WRITABLE_AT_REST]);
+                 a->evidence[WX_AUDIT_WRITABLE_AT_REST]);
         wx_add_unsupported(&c, reason);
     } else if (run->strategy->write_code) {
         wx_add_unsupported(&c, "the window lies inside write_code (switch to writable, copy, switch back in one "
                                "call) and runs nothing of the caller's: no clock can be read while the code is "
                                "writable; the whole call, both switches included, is toggle_latency/flip");
     } else {
-        wx_add_case_manual_time(&c, bench_window);
+        wx_add(&c, &k_window);
     }
     c.variant = "exposure_baseline";
-    wx_add_case_manual_time(&c, bench_window_baseline);
-}
-
-/* A strategy that cannot run here still gets its audit.csv rows: n/a, with
- * the reason. */
-static void audit_record_unsupported(const wx_run *run, const char *reason)
-{
-    wx_audit a;
-    char ev[WX_REASON_LEN], why[WX_REASON_LEN] = "";
-    snprintf(ev, sizeof ev, "unsupported here: %.230s", reason);
-    wx_audit_all_na(&a, ev);
-    if (wx_audit_write_csv(run->out_dir, run->strategy->name, &a, why, sizeof why) != 0)
-        fprintf(stderr, "wxbench: cannot write audit.csv: %s\n", why);
+    wx_add(&c, &k_baseline);
 }
 
 static const char *const audit_variants[] = {"exposure_window", "exposure_baseline", NULL};
@@ -181,7 +145,6 @@ const wx_scenario wx_scenario_wx_audit = {
           "exposure_baseline: the same interval around the same write on RWX memory, nothing switched "
           "(answers to the audit questions: audit.csv)",
     .variants = audit_variants,
-    .strategy_free = 0,
+    .needs_audit = 1,
     .register_cases = audit_register,
-    .record_unsupported = audit_record_unsupported,
 };

@@ -185,7 +185,7 @@ class Platform:
     @property
     def baseline_memory(self):
         """Whether the baseline loops have their memory: plain RWX, or on
-        Apple silicon a dual mapping (bench/strategy.c)."""
+        Apple silicon a dual mapping (bench/core/strategy.c)."""
         return self.runs("dualmap") if self.apple_silicon else self.runs("rwx")
 
     @property
@@ -261,7 +261,7 @@ def assert_baseline_rows(rows, plat, reps, what):
 # ---------------------------------------------------------------------------
 # Rows whose victims lost their CPU to other programs
 
-# The reason wx_victims_check (bench/threads.c) gives a row whose victim
+# The reason wx_victims_check (bench/core/threads.c) gives a row whose victim
 # spent less than WX_VICTIM_MIN_RUNNING (a quarter) of the timed loop on its
 # CPU: the machine was busy, the row would describe fewer victims than it
 # claims, so it is `failed`, not a number. Matched whole, nothing else.

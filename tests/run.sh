@@ -5,7 +5,7 @@
 #   integration, scenarios, scripts).
 set -u
 cd "$(dirname "$0")/.."
-py=$(scripts/find_python.sh --test) || { echo "tests: no Python 3 with matplotlib and pytest (run: make deps)"; exit 1; }
+py=$(tools/find_python.sh --test) || { echo "tests: no Python 3 with matplotlib and pytest (run: make deps)"; exit 1; }
 
 passed=0; failed=0; skipped=0
 add() { passed=$((passed + ${1:-0})); failed=$((failed + ${2:-0})); skipped=$((skipped + ${3:-0})); }

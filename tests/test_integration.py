@@ -48,7 +48,7 @@ def test_quick_run_exit_code_and_header(quick_run):
 
 
 # Reasons wxbench gave on this project's build machine with other programs
-# spinning on the victims' CPU (bench/threads.c, wx_victims_check).
+# spinning on the victims' CPU (bench/core/threads.c, wx_victims_check).
 LOST_THREAD = ("victim thread 0 (CPU 1) was on its CPU for only 10% of the timed loop (1.397 of 13.704 ms; "
                "at least 25% is needed): its CPU was busy with other work")
 LOST_PROCESS = ("victim process 0 (CPU 1) was on its CPU for only 10% of the timed loop (1.401 of 13.860 ms; "

@@ -440,7 +440,7 @@ def test_manual_flush_under_qemu(tmp_path):
         pytest.skip("needs aarch64-linux-gnu-gcc and qemu-aarch64 (make test-cross installs them on Linux x86_64)")
     exe = tmp_path / "icache_manual"
     build = subprocess.run([cc, "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-static", "-o", str(exe),
-                            "tests/cross/icache_manual.c", "bench/codegen.c"], cwd=ROOT, capture_output=True,
+                            "tests/cross/icache_manual.c", "bench/core/codegen.c"], cwd=ROOT, capture_output=True,
                            text=True, timeout=120)
     assert build.returncode == 0, build.stderr
     env = dict(os.environ, QEMU_LD_PREFIX="/usr/aarch64-linux-gnu")

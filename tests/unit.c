@@ -1,14 +1,18 @@
 /* unit.c - unit tests of the C core (strategies, codegen, icache, faults,
- * CSV rows, machine slugs). No Google Benchmark: this binary also builds for
- * aarch64 (run under qemu) and links for macOS.
+ * machine slugs) and of the application parts that need no Google Benchmark
+ * (the audit, CSV rows). No Google Benchmark: this binary also builds for
+ * aarch64 (run under qemu) and links for macOS. Tests about strategies run
+ * once per entry of the strategy table (strategies.def), so that a strategy
+ * added there is tested without an edit here.
  *
  * Every test runs in its own child process (tests provoke faults on
  * purpose). A test passes when its child exits 0, is skipped when it exits
  * SKIP (printing why), and fails otherwise. Ends with "N passed, N failed". */
 #define _GNU_SOURCE 1
 #define _DARWIN_C_SOURCE 1
-#include "../bench/runner.h"
-#include "../bench/platform.h"
+#include "../bench/app/audit.h"
+#include "../bench/app/csv.h"
+#include "../bench/core/platform_util.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -208,14 +212,11 @@ static int alias_unverifiable(const wx_strategy *s, char *why, size_t len)
 }
 
 /* The contract every strategy that runs here must keep. */
-static void strategy_contract(const char *name)
+static void strategy_contract(const wx_strategy *s)
 {
-    const wx_strategy *s = wx_strategy_find(name);
-    CHECK(s != NULL, "strategy %s is not in the table", name);
-    if (!s)
-        return;
+    const char *name = s->name;
     char why[WX_REASON_LEN] = "";
-    if (!s->supported(why, sizeof why)) {
+    if (!wx_strategy_supported(s, why, sizeof why)) {
         CHECK(why[0] != 0, "an unsupported strategy must say why");
         skip("%s unsupported here: %s", name, why);
     }
@@ -279,7 +280,7 @@ static void test_write_code_all(void)
     for (size_t i = 0; wx_strategies[i]; i++) {
         const wx_strategy *s = wx_strategies[i];
         char why[WX_REASON_LEN] = "";
-        if (!s->supported(why, sizeof why))
+        if (!wx_strategy_supported(s, why, sizeof why))
             continue;
         if (alias_unverifiable(s, why, sizeof why)) {
             printf("    not tried: %s\n", why);
@@ -328,7 +329,7 @@ static void test_write_hook_plumbing(void)
 {
     const wx_strategy *hook = &wx_strategy_test_hook;
     char why[WX_REASON_LEN] = "";
-    if (!hook->supported(why, sizeof why))
+    if (!wx_strategy_supported(hook, why, sizeof why))
         skip("test_hook (mprotect underneath) unsupported here: %s", why);
     wx_region r;
     long page = sysconf(_SC_PAGESIZE);
@@ -344,19 +345,18 @@ static void test_write_hook_plumbing(void)
     CHECK(sig == SIGSEGV || sig == SIGBUS, "outside the hook the region must not be writable");
     CHECK(wx_write_code(hook, &r, r.size, stub, 1) == EINVAL, "a write past the end must be refused");
     hook->unmap(&r);
-    wx_probe p;
-    wx_probe_strategy(hook, &p);
+    /* The audit through the hook: the facts (the probe's line), the rest
+     * questions answered (nobody may write at rest: mprotect RX, one view),
+     * the window ones n/a. */
+    wx_audit a;
+    wx_audit_strategy(hook, &a);
+    const wx_audit p = a;
     CHECK(p.maps == 1 && p.write_sig == 0 && p.run_sig == 0 && p.run_value_ok == 1,
           "probe through the hook: maps %d write %d run %d value %d (%s)", p.maps, p.write_sig, p.run_sig,
           p.run_value_ok, p.why);
     CHECK(p.write_exec_sig == SIGSEGV || p.write_exec_sig == SIGBUS, "probe: write while executable did not fault");
     CHECK(p.exec_writable_sig == -1 && p.other_write_sig == -1, "probe: checks inside the hook must be not tried");
-    CHECK(p.regions == WX_PROBE_REGIONS, "probe: %d regions (%s)", p.regions, p.regions_why);
-
-    /* The audit through the hook: the rest questions answered (nobody may
-     * write at rest: mprotect RX, one view), the window ones n/a. */
-    wx_audit a;
-    wx_audit_strategy(hook, &a);
+    CHECK(p.regions == WX_AUDIT_REGIONS, "probe: %d regions (%s)", p.regions, p.regions_why);
     CHECK(a.complete == 1, "audit through the hook did not complete");
     CHECK(a.result[WX_AUDIT_WRITABLE_AT_REST] == 0 && strstr(a.evidence[WX_AUDIT_WRITABLE_AT_REST], "SIG"),
           "audit writable_at_rest: %s (%s)", wx_audit_result_name(a.result[WX_AUDIT_WRITABLE_AT_REST]),
@@ -386,12 +386,6 @@ static void test_core_classes(void)
     CHECK(wx_pin_method()[0] != 0, "empty pinning method");
 }
 
-static void test_strategy_rwx(void) { strategy_contract("rwx"); }
-static void test_strategy_mprotect(void) { strategy_contract("mprotect"); }
-static void test_strategy_dualmap(void) { strategy_contract("dualmap"); }
-static void test_strategy_pkey(void) { strategy_contract("pkey"); }
-static void test_strategy_mapjit(void) { strategy_contract("mapjit"); }
-static void test_strategy_mapjit_callback(void) { strategy_contract("mapjit_callback"); }
 
 /* dualmap: what is written through the RW view is what the RX view runs,
  * the views differ, and the RW view stays writable while code runs. */
@@ -399,7 +393,7 @@ static void test_dualmap_views(void)
 {
     const wx_strategy *s = wx_strategy_find("dualmap");
     char why[WX_REASON_LEN] = "";
-    if (!s->supported(why, sizeof why))
+    if (!wx_strategy_supported(s, why, sizeof why))
         skip("dualmap unsupported here: %s", why);
     if (alias_unverifiable(s, why, sizeof why))
         skip("%s", why);
@@ -424,36 +418,48 @@ static void test_dualmap_views(void)
     s->unmap(&r);
 }
 
-/* Per-thread strategies (pkey, mapjit): while one thread may write, another
- * thread is still write-protected; process-wide ones (mprotect) are not. */
-static void per_thread_check(const char *name)
+/* What the flags promise, checked by the audit's facts and answers:
+ * WX_PER_THREAD - while one thread may write, another is still
+ * write-protected (a process-wide switch lets it write); WX_ALWAYS_RWX -
+ * writable at rest; WX_WRITABLE_ALIAS - a second view, writable at rest. */
+static void flags_check(const wx_strategy *s)
 {
-    const wx_strategy *s = wx_strategy_find(name);
+    const char *name = s->name;
     char why[WX_REASON_LEN] = "";
-    if (!s->supported(why, sizeof why))
+    if (!wx_strategy_supported(s, why, sizeof why))
         skip("%s unsupported here: %s", name, why);
-    wx_probe p;
-    wx_probe_strategy(s, &p);
+    if (alias_unverifiable(s, why, sizeof why))
+        skip("%s", why);
+    wx_audit p;
+    wx_audit_strategy(s, &p);
     CHECK(p.maps == 1, "%s: map failed: %s", name, p.why);
     CHECK(p.write_sig == 0, "%s: write while writable faulted", name);
     CHECK(p.run_sig == 0 && p.run_value_ok == 1, "%s: code did not run correctly", name);
-    if (s->flags & WX_PER_THREAD)
-        CHECK(p.other_write_sig == SIGSEGV || p.other_write_sig == SIGBUS,
-              "%s: another thread could write while this one had write access", name);
-    else
-        CHECK(p.other_write_sig == 0, "%s: another thread's write faulted (%s) though the change is process-wide",
-              name, wx_signal_name(p.other_write_sig));
+    CHECK(p.complete == 1, "%s: the audit did not complete", name);
+    if (!s->write_code) {
+        if (s->flags & WX_PER_THREAD)
+            CHECK(p.other_write_sig == SIGSEGV || p.other_write_sig == SIGBUS,
+                  "%s: another thread could write while this one had write access", name);
+        else
+            CHECK(p.other_write_sig == 0,
+                  "%s: another thread's write faulted (%s) though the change is process-wide", name,
+                  wx_signal_name(p.other_write_sig));
+    }
+    CHECK(p.alias == ((s->flags & WX_WRITABLE_ALIAS) != 0), "%s: a second view %s, the flags say otherwise", name,
+          p.alias ? "exists" : "does not exist");
+    CHECK((p.result[WX_AUDIT_WRITABLE_AT_REST] == 1) == ((s->flags & (WX_ALWAYS_RWX | WX_WRITABLE_ALIAS)) != 0),
+          "%s: writable_at_rest is %s (%s), the flags say otherwise", name,
+          wx_audit_result_name(p.result[WX_AUDIT_WRITABLE_AT_REST]), p.evidence[WX_AUDIT_WRITABLE_AT_REST]);
+    CHECK((p.result[WX_AUDIT_PERMANENT_ALIAS] == 1) == ((s->flags & WX_WRITABLE_ALIAS) != 0),
+          "%s: permanent_writable_alias is %s, the flags say otherwise", name,
+          wx_audit_result_name(p.result[WX_AUDIT_PERMANENT_ALIAS]));
 }
-
-static void test_per_thread_mprotect(void) { per_thread_check("mprotect"); }
-static void test_per_thread_pkey(void) { per_thread_check("pkey"); }
-static void test_per_thread_mapjit(void) { per_thread_check("mapjit"); }
 
 /* mprotect: executing while writable faults (the pages are RW only). */
 static void test_mprotect_exec_faults_when_writable(void)
 {
-    wx_probe p;
-    wx_probe_strategy(wx_strategy_find("mprotect"), &p);
+    wx_audit p;
+    wx_audit_strategy(wx_strategy_find("mprotect"), &p);
     if (!p.supported)
         skip("mprotect unsupported: %s", p.why);
     CHECK(p.exec_writable_sig == SIGSEGV || p.exec_writable_sig == SIGBUS, "executing RW memory did not fault (%d)",
@@ -461,21 +467,26 @@ static void test_mprotect_exec_faults_when_writable(void)
     CHECK(p.write_exec_sig == SIGSEGV || p.write_exec_sig == SIGBUS, "writing RX memory did not fault");
 }
 
-/* Every strategy in the table has a name, a summary, all functions, and an
- * unsupported one says why. */
+/* Every strategy in the table has a unique name and a summary; one this
+ * build cannot have says why and has no functions; the others have every
+ * function; an unsupported one says why. */
 static void test_strategy_table(void)
 {
-    CHECK(wx_strategy_count() >= 6, "expected at least 6 strategies, have %zu", wx_strategy_count());
-    const char *want[] = {"rwx", "mprotect", "dualmap", "mapjit", "mapjit_callback", "pkey"};
-    for (size_t i = 0; i < 6; i++)
-        CHECK(wx_strategy_find(want[i]) != NULL, "missing strategy %s", want[i]);
+    CHECK(wx_strategy_count() >= 1, "the strategy table is empty");
     for (size_t i = 0; wx_strategies[i]; i++) {
         const wx_strategy *s = wx_strategies[i];
-        CHECK(s->name && s->summary && s->supported && s->map && s->begin_write && s->end_write && s->unmap,
-              "strategy %zu is incomplete", i);
+        CHECK(s->name && s->name[0] && s->summary && s->summary[0], "strategy %zu has no name or summary", i);
+        CHECK(wx_strategy_find(s->name) == s, "%s: its name is not unique", s->name);
         CHECK(strncmp(s->name, "test_", 5) != 0, "test-only strategy %s in a user build", s->name);
+        if (s->unavailable)
+            CHECK(s->unavailable[0] && !s->supported && !s->map && !s->begin_write && !s->end_write && !s->unmap &&
+                      !s->write_code,
+                  "%s: unavailable here, yet it has functions (or an empty reason)", s->name);
+        else
+            CHECK(s->supported && s->map && s->begin_write && s->end_write && s->unmap, "%s is incomplete",
+                  s->name);
         char why[WX_REASON_LEN] = "";
-        if (!s->supported(why, sizeof why))
+        if (!wx_strategy_supported(s, why, sizeof why))
             CHECK(why[0] != 0, "%s: unsupported without a reason", s->name);
     }
     CHECK(wx_strategy_find("nonsense") == NULL, "unknown names must not be found");
@@ -489,7 +500,7 @@ static void audit_expect(const char *name, const int want[WX_AUDIT_NPROPS])
 {
     const wx_strategy *s = wx_strategy_find(name);
     char why[WX_REASON_LEN] = "";
-    if (!s || !s->supported(why, sizeof why))
+    if (!s || !wx_strategy_supported(s, why, sizeof why))
         skip("%s unsupported here: %s", name, s ? why : "not in the table");
     wx_audit a;
     wx_audit_strategy(s, &a);
@@ -581,7 +592,7 @@ static void test_audit_unsupported(void)
 {
     for (size_t i = 0; wx_strategies[i]; i++) {
         char why[WX_REASON_LEN] = "";
-        if (wx_strategies[i]->supported(why, sizeof why))
+        if (wx_strategy_supported(wx_strategies[i], why, sizeof why))
             continue;
         wx_audit a;
         wx_audit_strategy(wx_strategies[i], &a);
@@ -742,7 +753,7 @@ static void test_csv_quoting(void)
     wx_row r = {.machine = "apple-m2-pro", .chip = "Apple M2 Pro", .os = "macOS 14.5", .arch = "arm64",
                 .page_size = 16384, .scenario = "toggle_latency", .strategy = "mapjit", .c = &c,
                 .core_class = "P", .repetition = 3, .iterations = 1000, .ns_per_op = -1,
-                .cycles_per_op = -1, .tlb_per_op = -1, .status = "failed", .reason = reason};
+                .cycles_per_op = -1, .tlb_per_op = -1, .status = WX_FAILED, .reason = reason};
     char *line = wx_csv_format(&r);
     CHECK(line != NULL, "format");
     if (!line)
@@ -853,43 +864,38 @@ static void test_tlb_count_concurrent_reads(void)
 
 typedef struct test {
     const char *name;
-    void (*fn)(void);
+    void (*fn)(void);                     /* a test ... */
+    void (*each)(const wx_strategy *s);   /* ... or one per strategy of the table ("%s" in name) */
 } test;
 
 static const test tests[] = {
-    {"TLB shootdown count: concurrent reads are whole", test_tlb_count_concurrent_reads},
-    {"codegen: stubs return their constants after repeated patches", test_codegen_constants},
-    {"codegen: 64-bit constant stubs, known bytes, aligned immediate, patched in place", test_codegen64},
-    {"strategy table: complete, no test strategies, reasons given", test_strategy_table},
-    {"strategy rwx: writes, runs, stays writable", test_strategy_rwx},
-    {"strategy mprotect: writes when writable, runs and write-faults when executable", test_strategy_mprotect},
-    {"strategy dualmap: writes when writable, runs and write-faults when executable", test_strategy_dualmap},
-    {"strategy pkey: writes when writable, runs and write-faults when executable", test_strategy_pkey},
-    {"strategy mapjit: writes when writable, runs and write-faults when executable", test_strategy_mapjit},
-    {"strategy mapjit_callback: writes when writable, runs and write-faults when executable",
-     test_strategy_mapjit_callback},
-    {"dualmap: the RX view runs what the RW view wrote", test_dualmap_views},
-    {"mprotect: executing while writable faults", test_mprotect_exec_faults_when_writable},
-    {"mprotect: the change is process-wide (another thread can write)", test_per_thread_mprotect},
-    {"pkey: another thread stays write-protected", test_per_thread_pkey},
-    {"mapjit: another thread stays write-protected", test_per_thread_mapjit},
-    {"audit rwx: writable and executable everywhere, always", test_audit_rwx},
-    {"audit mprotect: no writer or other thread runs the code while it is writable", test_audit_mprotect},
-    {"audit dualmap: a permanent writable alias", test_audit_dualmap},
-    {"audit pkey: write access is per thread", test_audit_pkey},
-    {"audit mapjit: per-thread toggle, other threads keep executing", test_audit_mapjit},
+    {"TLB shootdown count: concurrent reads are whole", test_tlb_count_concurrent_reads, NULL},
+    {"codegen: stubs return their constants after repeated patches", test_codegen_constants, NULL},
+    {"codegen: 64-bit constant stubs, known bytes, aligned immediate, patched in place", test_codegen64, NULL},
+    {"strategy table: complete, unique, no test strategies, reasons given", test_strategy_table, NULL},
+    {"strategy %s: writes when writable, runs and write-faults when executable", NULL, strategy_contract},
+    {"strategy %s: per-thread, alias and at-rest answers match its flags", NULL, flags_check},
+    {"dualmap: the RX view runs what the RW view wrote", test_dualmap_views, NULL},
+    {"mprotect: executing while writable faults", test_mprotect_exec_faults_when_writable, NULL},
+    {"audit rwx: writable and executable everywhere, always", test_audit_rwx, NULL},
+    {"audit mprotect: no writer or other thread runs the code while it is writable", test_audit_mprotect, NULL},
+    {"audit dualmap: a permanent writable alias", test_audit_dualmap, NULL},
+    {"audit pkey: write access is per thread", test_audit_pkey, NULL},
+    {"audit mapjit: per-thread toggle, other threads keep executing", test_audit_mapjit, NULL},
     {"audit mapjit_callback: nobody writes at rest; the window runs only the copy (n/a)",
-     test_audit_mapjit_callback},
-    {"audit: unsupported strategies answer n/a with the reason", test_audit_unsupported},
-    {"side csv: concurrent children, one header, whole rows", test_side_csv_appends},
-    {"wx_write_code: every strategy that runs here writes, runs, and round-trips", test_write_code_all},
-    {"write_code hook: prepare, write, probe through a hook-only strategy", test_write_hook_plumbing},
-    {"core classes: any, or P and E; requests accepted", test_core_classes},
-    {"faults: SIGSEGV/SIGBUS caught and reported", test_fault_catching},
-    {"csv: a reason with commas, quotes and a newline reads back as one field", test_csv_quoting},
-    {"machine slugs from CPU names", test_slugs},
-    {"machine description and pinning", test_machine},
+     test_audit_mapjit_callback, NULL},
+    {"audit: unsupported strategies answer n/a with the reason", test_audit_unsupported, NULL},
+    {"side csv: concurrent children, one header, whole rows", test_side_csv_appends, NULL},
+    {"wx_write_code: every strategy that runs here writes, runs, and round-trips", test_write_code_all, NULL},
+    {"write_code hook: prepare, write, probe through a hook-only strategy", test_write_hook_plumbing, NULL},
+    {"core classes: any, or P and E; requests accepted", test_core_classes, NULL},
+    {"faults: SIGSEGV/SIGBUS caught and reported", test_fault_catching, NULL},
+    {"csv: a reason with commas, quotes and a newline reads back as one field", test_csv_quoting, NULL},
+    {"machine slugs from CPU names", test_slugs, NULL},
+    {"machine description and pinning", test_machine, NULL},
 };
+
+static const wx_strategy *g_each; /* the strategy of a per-strategy test */
 
 int main(int argc, char **argv)
 {
@@ -897,29 +903,37 @@ int main(int argc, char **argv)
     const char *only = argc > 1 ? argv[1] : NULL;
     setvbuf(stdout, NULL, _IOLBF, 0);
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-        if (only && !strstr(tests[i].name, only))
-            continue;
-        fflush(stdout);
-        pid_t pid = fork();
-        if (pid == 0) {
-            tests[i].fn();
+        for (size_t k = 0; tests[i].each ? wx_strategies[k] != NULL : k == 0; k++) {
+            char name[256];
+            g_each = tests[i].each ? wx_strategies[k] : NULL;
+            snprintf(name, sizeof name, tests[i].name, g_each ? g_each->name : "");
+            if (only && !strstr(name, only))
+                continue;
             fflush(stdout);
-            _exit(check_failures ? 1 : 0);
-        }
-        int st = 0;
-        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-            ;
-        if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
-            printf("ok   - %s\n", tests[i].name);
-            passed++;
-        } else if (WIFEXITED(st) && WEXITSTATUS(st) == SKIP) {
-            printf("skip - %s\n", tests[i].name);
-            skipped++;
-        } else {
-            if (WIFSIGNALED(st))
-                printf("    died of %s\n", wx_signal_name(WTERMSIG(st)));
-            printf("FAIL - %s\n", tests[i].name);
-            failed++;
+            pid_t pid = fork();
+            if (pid == 0) {
+                if (g_each)
+                    tests[i].each(g_each);
+                else
+                    tests[i].fn();
+                fflush(stdout);
+                _exit(check_failures ? 1 : 0);
+            }
+            int st = 0;
+            while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+                ;
+            if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+                printf("ok   - %s\n", name);
+                passed++;
+            } else if (WIFEXITED(st) && WEXITSTATUS(st) == SKIP) {
+                printf("skip - %s\n", name);
+                skipped++;
+            } else {
+                if (WIFSIGNALED(st))
+                    printf("    died of %s\n", wx_signal_name(WTERMSIG(st)));
+                printf("FAIL - %s\n", name);
+                failed++;
+            }
         }
     }
     printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);

@@ -5,7 +5,7 @@
  * lowered with vm_protect. */
 #define _GNU_SOURCE 1
 #define _DARWIN_C_SOURCE 1
-#include "../wx.h"
+#include "../core/wx.h"
 
 #include <errno.h>
 #include <string.h>
@@ -154,17 +154,9 @@ static int dm_map(wx_region *r, size_t size, char *why, size_t len)
     return 0;
 }
 
-#else
-
-static int dm_map(wx_region *r, size_t size, char *why, size_t len)
-{
-    (void)r;
-    (void)size;
-    snprintf(why, len, "dual mapping is not implemented for this OS");
-    return ENOSYS;
-}
-
 #endif
+
+#if defined(__linux__) || defined(__APPLE__)
 
 /* Both views go, whichever way they were made (nothing mapped: nothing to do). */
 static void dm_unmap(wx_region *r)
@@ -244,3 +236,14 @@ const wx_strategy wx_strategy_dualmap = {
     .end_write = dm_nothing,
     .unmap = dm_unmap,
 };
+
+#else
+
+const wx_strategy wx_strategy_dualmap = {
+    .name = "dualmap",
+    .summary = "RW view + RX view of the same pages",
+    .flags = WX_WRITABLE_ALIAS | WX_NO_SWITCH,
+    .unavailable = "dual mapping is not implemented for this OS",
+};
+
+#endif

@@ -8,7 +8,7 @@
  * Everywhere else (Linux, Intel Macs, x86_64 under Rosetta 2, binaries
  * built for macOS < 11) the strategy reports why it cannot run. */
 #define _DARWIN_C_SOURCE 1
-#include "../wx.h"
+#include "../core/wx.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -87,56 +87,32 @@ static int mj_supported(char *why, size_t len)
     return 1;
 }
 
-#else /* !WX_HAVE_MAPJIT */
-
-static int mj_supported(char *why, size_t len)
-{
-#if defined(__APPLE__) && !defined(MAP_JIT)
-    snprintf(why, len, "this macOS SDK has no MAP_JIT");
-#elif defined(__APPLE__)
-    snprintf(why, len, "built for macOS %d.%d (the deployment target); pthread_jit_write_protect_np needs 11.0",
-             __MAC_OS_X_VERSION_MIN_REQUIRED / 10000, __MAC_OS_X_VERSION_MIN_REQUIRED / 100 % 100);
-#else
-    snprintf(why, len, "needs macOS on Apple silicon (MAP_JIT and pthread_jit_write_protect_np)");
-#endif
-    return 0;
-}
-
-static int mj_map(wx_region *r, size_t size, char *why, size_t len)
-{
-    (void)r;
-    (void)size;
-    mj_supported(why, len);
-    return ENOTSUP;
-}
-
-static int mj_begin_write(wx_region *r)
-{
-    (void)r;
-    return ENOTSUP;
-}
-
-static int mj_end_write(wx_region *r)
-{
-    (void)r;
-    return ENOTSUP;
-}
-
-static void mj_unmap(wx_region *r)
-{
-    (void)r;
-}
-
 #endif
 
+#define MJ_SUMMARY "MAP_JIT region; pthread_jit_write_protect_np(0/1) per thread"
+
+#ifdef WX_HAVE_MAPJIT
 const wx_strategy wx_strategy_mapjit = {
     .name = "mapjit",
-    .summary = "MAP_JIT region; pthread_jit_write_protect_np(0/1) per thread",
+    .summary = MJ_SUMMARY,
     .flags = WX_PER_THREAD,
     .supported = mj_supported,
     .map = mj_map,
     .begin_write = mj_begin_write,
     .end_write = mj_end_write,
     .unmap = mj_unmap,
-    .write_code = NULL,
 };
+#else
+const wx_strategy wx_strategy_mapjit = {
+    .name = "mapjit",
+    .summary = MJ_SUMMARY,
+    .flags = WX_PER_THREAD,
+#if defined(__APPLE__) && !defined(MAP_JIT)
+    .unavailable = "this macOS SDK has no MAP_JIT",
+#elif defined(__APPLE__)
+    .unavailable = "built for a macOS deployment target below 11.0; pthread_jit_write_protect_np needs 11.0",
+#else
+    .unavailable = "needs macOS on Apple silicon (MAP_JIT and pthread_jit_write_protect_np)",
+#endif
+};
+#endif

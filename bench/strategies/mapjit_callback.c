@@ -11,7 +11,7 @@
  * jit-write-allowlist entitlement may not use it.
  * Everywhere else the strategy reports why it cannot run. */
 #define _DARWIN_C_SOURCE 1
-#include "../wx.h"
+#include "../core/wx.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -132,63 +132,36 @@ static int mjc_end_write(wx_region *r)
     return 0;
 }
 
-#define MJC_WRITE_CODE mjc_write_code
-
-#else /* !WX_HAVE_JIT_CALLBACK */
-
-static int mjc_supported(char *why, size_t len)
-{
-#if defined(__APPLE__) && !defined(PTHREAD_JIT_WRITE_ALLOW_CALLBACKS_NP)
-    snprintf(why, len, "built against a macOS SDK without pthread_jit_write_with_callback_np (needs the macOS 11.4 "
-                       "SDK or later)");
-#elif defined(__APPLE__) && !defined(MAP_JIT)
-    snprintf(why, len, "this macOS SDK has no MAP_JIT");
-#elif defined(__APPLE__)
-    snprintf(why, len, "built for macOS %d.%d (the deployment target); MAP_JIT write callbacks need 11.4",
-             __MAC_OS_X_VERSION_MIN_REQUIRED / 10000, __MAC_OS_X_VERSION_MIN_REQUIRED / 100 % 100);
-#else
-    snprintf(why, len, "needs macOS 11.4+ on Apple silicon (MAP_JIT and pthread_jit_write_with_callback_np)");
-#endif
-    return 0;
-}
-
-static int mjc_map(wx_region *r, size_t size, char *why, size_t len)
-{
-    (void)r;
-    (void)size;
-    mjc_supported(why, len);
-    return ENOTSUP;
-}
-
-static int mjc_begin_write(wx_region *r)
-{
-    (void)r;
-    return ENOTSUP;
-}
-
-static int mjc_end_write(wx_region *r)
-{
-    (void)r;
-    return ENOTSUP;
-}
-
-static void mjc_unmap(wx_region *r)
-{
-    (void)r;
-}
-
-#define MJC_WRITE_CODE NULL
-
 #endif
 
+#define MJC_SUMMARY "MAP_JIT region; code written only inside pthread_jit_write_with_callback_np"
+
+#ifdef WX_HAVE_JIT_CALLBACK
 const wx_strategy wx_strategy_mapjit_callback = {
     .name = "mapjit_callback",
-    .summary = "MAP_JIT region; code written only inside pthread_jit_write_with_callback_np",
+    .summary = MJC_SUMMARY,
     .flags = WX_PER_THREAD,
     .supported = mjc_supported,
     .map = mjc_map,
     .begin_write = mjc_begin_write,
     .end_write = mjc_end_write,
     .unmap = mjc_unmap,
-    .write_code = MJC_WRITE_CODE,
+    .write_code = mjc_write_code,
 };
+#else
+const wx_strategy wx_strategy_mapjit_callback = {
+    .name = "mapjit_callback",
+    .summary = MJC_SUMMARY,
+    .flags = WX_PER_THREAD,
+#if defined(__APPLE__) && !defined(PTHREAD_JIT_WRITE_ALLOW_CALLBACKS_NP)
+    .unavailable = "built against a macOS SDK without pthread_jit_write_with_callback_np (needs the macOS 11.4 SDK "
+                   "or later)",
+#elif defined(__APPLE__) && !defined(MAP_JIT)
+    .unavailable = "this macOS SDK has no MAP_JIT",
+#elif defined(__APPLE__)
+    .unavailable = "built for a macOS deployment target below 11.0; MAP_JIT write callbacks need 11.4",
+#else
+    .unavailable = "needs macOS 11.4+ on Apple silicon (MAP_JIT and pthread_jit_write_with_callback_np)",
+#endif
+};
+#endif

@@ -2,7 +2,7 @@
  * mprotect (plain memory, never MAP_JIT). */
 #define _GNU_SOURCE 1
 #define _DARWIN_C_SOURCE 1
-#include "../wx.h"
+#include "../core/wx.h"
 
 #include <errno.h>
 #include <string.h>

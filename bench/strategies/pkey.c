@@ -5,7 +5,7 @@
  * kept for the life of the process, as a JIT keeps its key, so that creating
  * a region (dualmap_overhead/setup) does not time pkey_alloc + pkey_free. */
 #define _GNU_SOURCE 1
-#include "../wx.h"
+#include "../core/wx.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -77,48 +77,15 @@ static void pk_unmap(wx_region *r)
     r->write = r->exec = NULL; /* the key stays: see the top of this file */
 }
 
-#else
-
-static int pk_supported(char *why, size_t len)
-{
-#if defined(__linux__)
-    snprintf(why, len, "protection keys are implemented for x86_64 PKU only (arm64 POE pending)");
-#else
-    snprintf(why, len, "memory protection keys need Linux (pkey_alloc)");
-#endif
-    return 0;
-}
-
-static int pk_map(wx_region *r, size_t size, char *why, size_t len)
-{
-    (void)r;
-    (void)size;
-    pk_supported(why, len);
-    return ENOSYS;
-}
-
-static int pk_begin_write(wx_region *r)
-{
-    (void)r;
-    return ENOSYS;
-}
-
-static int pk_end_write(wx_region *r)
-{
-    (void)r;
-    return ENOSYS;
-}
-
-static void pk_unmap(wx_region *r)
-{
-    (void)r;
-}
-
+#define PK_FUNCTIONS 1
 #endif
 
+#define PK_SUMMARY "RWX pages under a protection key; write access toggled per thread (pkey_set/WRPKRU)"
+
+#ifdef PK_FUNCTIONS
 const wx_strategy wx_strategy_pkey = {
     .name = "pkey",
-    .summary = "RWX pages under a protection key; write access toggled per thread (pkey_set/WRPKRU)",
+    .summary = PK_SUMMARY,
     .flags = WX_PER_THREAD,
     .supported = pk_supported,
     .map = pk_map,
@@ -126,3 +93,15 @@ const wx_strategy wx_strategy_pkey = {
     .end_write = pk_end_write,
     .unmap = pk_unmap,
 };
+#else
+const wx_strategy wx_strategy_pkey = {
+    .name = "pkey",
+    .summary = PK_SUMMARY,
+    .flags = WX_PER_THREAD,
+#if defined(__linux__)
+    .unavailable = "protection keys are implemented for x86_64 PKU only (arm64 POE pending)",
+#else
+    .unavailable = "memory protection keys need Linux (pkey_alloc)",
+#endif
+};
+#endif

@@ -3,7 +3,7 @@
  * for it; Apple silicon refuses it (EACCES), which is its answer there. */
 #define _GNU_SOURCE 1
 #define _DARWIN_C_SOURCE 1
-#include "../wx.h"
+#include "../core/wx.h"
 
 #include <errno.h>
 #include <string.h>

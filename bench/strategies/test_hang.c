@@ -1,6 +1,6 @@
 /* test_hang.c - test builds only: a strategy whose begin_write never
  * returns, to check the runner's per-child time limit (`timeout` row). */
-#include "../wx.h"
+#include "../core/wx.h"
 
 #include <unistd.h>
 

@@ -3,7 +3,7 @@
  * scenario's write_code path runs on machines without Apple silicon. */
 #define _GNU_SOURCE 1
 #define _DARWIN_C_SOURCE 1
-#include "../wx.h"
+#include "../core/wx.h"
 
 #include <errno.h>
 #include <string.h>

@@ -2,7 +2,7 @@
  * real SIGSEGV (a store to a PROT_NONE page), to check that the runner
  * turns a crash into a `crashed` row and keeps every other row. */
 #define _GNU_SOURCE 1
-#include "../wx.h"
+#include "../core/wx.h"
 
 #include <sys/mman.h>
 

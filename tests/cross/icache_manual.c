@@ -15,8 +15,8 @@
  * Prints "ok" and exits 0, or says what failed.
  */
 #define _GNU_SOURCE 1
-#include "../../bench/wx.h"
-#include "../../scenarios/icache_ops.h"
+#include "../../bench/core/wx.h"
+#include "../../bench/core/icache_ops.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -23,7 +23,7 @@ if ! pkg-config --exists benchmark 2>/dev/null; then
 fi
 if [ "$what" = bench ] || [ "$what" = test ]; then
 
-    if ! "$here/scripts/find_python.sh" $( [ "$what" = test ] && echo --test ) >/dev/null 2>&1; then
+    if ! "$here/tools/find_python.sh" $( [ "$what" = test ] && echo --test ) >/dev/null 2>&1; then
         if [ "$what" = test ]; then
             add "Python 3 with matplotlib and pytest" "python3 python3-matplotlib python3-pytest" ""
         else

@@ -7,7 +7,7 @@
  * meta.json with the reason instead of failing the run. */
 #define _DARWIN_C_SOURCE 1
 #include "wx.h"
-#include "platform.h"
+#include "platform_util.h"
 
 #include <Availability.h>
 #include <dlfcn.h>

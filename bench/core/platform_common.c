@@ -1,6 +1,6 @@
 /* platform_common.c - machine-description helpers shared by every OS. */
 #include "wx.h"
-#include "platform.h"
+#include "platform_util.h"
 
 #include <ctype.h>
 #include <stdio.h>

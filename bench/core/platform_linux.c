@@ -1,7 +1,7 @@
 /* platform_linux.c - machine description, pinning and counters on Linux. */
 #define _GNU_SOURCE 1
 #include "wx.h"
-#include "platform.h"
+#include "platform_util.h"
 
 #include <errno.h>
 #include <linux/perf_event.h>

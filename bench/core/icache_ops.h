@@ -96,7 +96,7 @@ static inline void wx_serialize_insn(void)
 #endif /* x86_64 */
 
 #if defined(__linux__)
-#include "../bench/wx.h"
+#include "wx.h"
 
 #include <errno.h>
 #include <linux/membarrier.h>

@@ -47,7 +47,7 @@ if [ -n "$apt_pkgs" ]; then
         { echo "install_cross: installation failed; run as root: apt-get update && $cmd" >&2; exit 1; }
 fi
 
-if ! zig=$("$here/scripts/find_zig.sh"); then
+if ! zig=$("$here/tools/find_zig.sh"); then
     if ! have npm; then
         echo "install_cross: zig is missing and so is npm; install npm (apt-get install npm), then run:" \
              "npm install -g $ZIG_PKG   (or set ZIG=/path/to/zig-0.11.0)" >&2
@@ -56,7 +56,7 @@ if ! zig=$("$here/scripts/find_zig.sh"); then
     echo "install_cross: npm install -g $ZIG_PKG" >&2
     npm install -g --no-audit --no-fund "$ZIG_PKG" >&2 ||
         { echo "install_cross: npm failed; run: npm install -g $ZIG_PKG" >&2; exit 1; }
-    zig=$("$here/scripts/find_zig.sh") ||
+    zig=$("$here/tools/find_zig.sh") ||
         { echo "install_cross: npm installed $ZIG_PKG but no zig binary was found under $(npm root -g)" >&2; exit 1; }
 fi
 ver=$("$zig" version 2>/dev/null) || { echo "install_cross: $zig does not run" >&2; exit 1; }

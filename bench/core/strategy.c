@@ -1,4 +1,5 @@
-/* strategy.c - the strategy table and helpers shared by strategies. */
+/* strategy.c - the strategy table, baseline memory, region set-up, the
+ * set-up write path, and test injections. */
 #include "wx.h"
 
 #include <errno.h>
@@ -8,12 +9,12 @@
 #include <string.h>
 
 #define WX_STRATEGY(n) extern const wx_strategy wx_strategy_##n;
-#include "strategies/strategies.def"
+#include "../strategies/strategies.def"
 #undef WX_STRATEGY
 
 const wx_strategy *const wx_strategies[] = {
 #define WX_STRATEGY(n) &wx_strategy_##n,
-#include "strategies/strategies.def"
+#include "../strategies/strategies.def"
 #undef WX_STRATEGY
     NULL,
 };
@@ -32,6 +33,15 @@ size_t wx_strategy_count(void)
     while (wx_strategies[n])
         n++;
     return n;
+}
+
+int wx_strategy_supported(const wx_strategy *s, char *why, size_t len)
+{
+    if (s->unavailable) {
+        snprintf(why, len, "%s", s->unavailable);
+        return 0;
+    }
+    return s->supported(why, len);
 }
 
 int wx_why_errno(char *why, size_t len, const char *call, int err)
@@ -64,42 +74,34 @@ static char baseline_why[WX_REASON_LEN];     /* why not */
  * caught), asked once per process: a failure is a reason, never a crash. */
 static void baseline_check(void)
 {
-    baseline_ok = WX_BASELINE_STRATEGY.supported(baseline_why, sizeof baseline_why);
+    baseline_ok = wx_strategy_supported(&WX_BASELINE_STRATEGY, baseline_why, sizeof baseline_why);
+}
+
+const wx_strategy *wx_baseline_strategy(void)
+{
+    return &WX_BASELINE_STRATEGY;
+}
+
+int wx_baseline_available(char *why, size_t len)
+{
+    pthread_once(&baseline_once, baseline_check);
+    if (!baseline_ok)
+        snprintf(why, len, "baseline needs memory that is writable and executable without a switch (RWX; a dual "
+                 "mapping on Apple silicon): %s: %s", WX_BASELINE_STRATEGY.name,
+                 baseline_why[0] ? baseline_why : "not supported here");
+    return baseline_ok;
 }
 
 int wx_baseline_map(wx_region *r, size_t size, char *why, size_t len)
 {
-    pthread_once(&baseline_once, baseline_check);
-    if (!baseline_ok) {
-        snprintf(why, len, "%s: %s", WX_BASELINE_STRATEGY.name, baseline_why[0] ? baseline_why : "not supported here");
+    if (!wx_baseline_available(why, len))
         return ENOTSUP;
-    }
     return WX_BASELINE_STRATEGY.map(r, size, why, len);
 }
 
 void wx_baseline_unmap(wx_region *r)
 {
     WX_BASELINE_STRATEGY.unmap(r);
-}
-
-int wx_baseline_prepare(wx_region *r, size_t size, uint32_t value, char *why, size_t len)
-{
-    char err[WX_REASON_LEN];
-    if (wx_baseline_map(r, size, err, sizeof err) != 0) {
-        snprintf(why, len, "baseline needs memory that is writable and executable without a switch "
-                           "(RWX; a dual mapping on Apple silicon): %s", err);
-        return 1;
-    }
-    memset(r->write, 0, r->size); /* touch every page */
-    wx_emit_stub(r->write, wx_stub_size(), value);
-    wx_icache_flush(r->write, r->exec, wx_stub_size());
-    uint32_t got = wx_stub_at(r->exec)();
-    if (got != value) {
-        snprintf(why, len, "verification failed on baseline memory: the stub returned %u, expected %u", got, value);
-        wx_baseline_unmap(r);
-        return -1;
-    }
-    return 0;
 }
 
 int wx_write_code(const wx_strategy *s, wx_region *r, size_t off, const void *src, size_t len)
@@ -120,36 +122,20 @@ int wx_region_prepare(const wx_strategy *s, wx_region *r, size_t size, uint32_t 
     int e = s->map(r, size, why, len);
     if (e != 0)
         return e;
-    if (s->write_code) {
-        /* Writable only inside write_code: touch every page and put the
-         * stub in through it. */
-        unsigned char *zeros = calloc(1, r->size);
-        unsigned char stub[64];
-        if (!zeros) {
-            s->unmap(r);
-            return wx_why_errno(why, len, "calloc", ENOMEM);
-        }
-        e = s->write_code(r, 0, zeros, r->size);
-        free(zeros);
-        if (e == 0 && wx_emit_stub(stub, wx_stub_size(), value) == 0)
-            e = EINVAL;
-        if (e == 0)
-            e = s->write_code(r, 0, stub, wx_stub_size());
-        if (e != 0) {
-            s->unmap(r);
-            return wx_why_errno(why, len, "write_code", e);
-        }
-    } else {
-        if ((e = s->begin_write(r)) != 0) {
-            s->unmap(r);
-            return wx_why_errno(why, len, "begin_write", e);
-        }
-        memset(r->write, 0, r->size); /* touch every page */
-        wx_emit_stub(r->write, wx_stub_size(), value);
-        if ((e = s->end_write(r)) != 0) {
-            s->unmap(r);
-            return wx_why_errno(why, len, "end_write", e);
-        }
+    /* The whole region's bytes (zeroes, the stub at the start) built aside
+     * and written in one window: every page is touched, whichever way the
+     * strategy writes. */
+    unsigned char *img = calloc(1, r->size);
+    if (!img) {
+        s->unmap(r);
+        return wx_why_errno(why, len, "calloc(code image)", ENOMEM);
+    }
+    wx_emit_stub(img, wx_stub_size(), value);
+    e = wx_write_code(s, r, 0, img, r->size);
+    free(img);
+    if (e != 0) {
+        s->unmap(r);
+        return wx_why_errno(why, len, s->write_code ? "write_code" : "begin_write/end_write", e);
     }
     wx_icache_flush(r->write, r->exec, wx_stub_size());
     uint32_t got = wx_stub_at(r->exec)();
@@ -160,3 +146,43 @@ int wx_region_prepare(const wx_strategy *s, wx_region *r, size_t size, uint32_t 
     }
     return 0;
 }
+
+/* ---------------------------------------------------------------------------
+ * Test injections
+ * ------------------------------------------------------------------------ */
+
+int wx_test_inject(const char *fault)
+{
+#ifdef WX_TESTING
+    const char *want = getenv("WXBENCH_TEST_INJECT");
+    if (!want)
+        return 0;
+    size_t k = strlen(fault);
+    for (const char *p = want; (p = strstr(p, fault)) != NULL; p += k)
+        if ((p == want || p[-1] == ',') && (p[k] == 0 || p[k] == ','))
+            return 1;
+    return 0;
+#else
+    (void)fault;
+    return 0;
+#endif
+}
+
+#ifdef WX_TESTING
+unsigned wx_inject_bits;
+
+/* Read WXBENCH_TEST_INJECT once, before main: the timed loops test a bit. */
+__attribute__((constructor)) static void inject_init(void)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } known[] = {{"skip_write", WX_INJ_SKIP_WRITE},
+                 {"corrupt_stub", WX_INJ_CORRUPT_STUB},
+                 {"victims_stall", WX_INJ_VICTIMS_STALL},
+                 {"map_exhaust", WX_INJ_MAP_EXHAUST}};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (wx_test_inject(known[i].name))
+            wx_inject_bits |= known[i].bit;
+}
+#endif

@@ -1,0 +1,381 @@
+/* harness.c - the scenario-facing API (scenario.h): registration, sweeps,
+ * and the one body every measured case runs (wx_case_run). */
+#define _GNU_SOURCE 1
+#include "harness.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SETTLE_WINDOW_NS 2000000ull     /* victims must have held their CPU for this long ... */
+#define SETTLE_MAX_WAIT_NS 50000000ull /* ... waiting at most this long, before a timed loop */
+#define SHORT_MIN_TIME 0.002            /* WX_K_SHORT: at least this, ... */
+#define SHORT_MIN_TIME_VICTIMS 0.01     /* ... and this with victims (several time slices) */
+
+/* ------------------------------------------------------------------------
+ * The registry
+ * --------------------------------------------------------------------- */
+
+static wx_run g_run;
+static wx_entry *g_entries;
+static size_t g_count, g_cap;
+
+void wx_registry_reset(const wx_run *run)
+{
+    for (size_t i = 0; i < g_count; i++)
+        free(g_entries[i].unsupported);
+    g_count = 0;
+    g_run = *run;
+}
+
+const wx_run *wx_registry_run(void)
+{
+    return &g_run;
+}
+
+size_t wx_registry_count(void)
+{
+    return g_count;
+}
+
+wx_entry *wx_registry_at(size_t i)
+{
+    return &g_entries[i];
+}
+
+static wx_entry *new_entry(const wx_case *c)
+{
+    if (g_count == g_cap) {
+        size_t cap = g_cap ? g_cap * 2 : 64;
+        wx_entry *e = realloc(g_entries, cap * sizeof *e);
+        if (!e) {
+            fprintf(stderr, "wxbench: out of memory registering cases\n");
+            exit(1);
+        }
+        g_entries = e;
+        g_cap = cap;
+    }
+    wx_entry *e = &g_entries[g_count++];
+    memset(e, 0, sizeof *e);
+    e->c = *c;
+    if (e->c.threads < 1)
+        e->c.threads = 1;
+    if (e->c.batch < 1)
+        e->c.batch = 1;
+    if (!e->c.variant)
+        e->c.variant = "";
+    e->core_class = "any";
+    return e;
+}
+
+wx_entry *wx_registry_add_copy(const wx_entry *src)
+{
+    wx_entry copy = *src;
+    wx_entry *e = new_entry(&copy.c);
+    *e = copy;
+    if (src->unsupported)
+        e->unsupported = strdup(src->unsupported);
+    return e;
+}
+
+void wx_add(const wx_case *c, const wx_kernel *k)
+{
+    wx_entry *e = new_entry(c);
+    e->k = k;
+    if (e->c.min_time <= 0 && (k->flags & WX_K_SHORT)) {
+        double floor = e->c.victims > 0 ? SHORT_MIN_TIME_VICTIMS : SHORT_MIN_TIME;
+        e->c.min_time = g_run.min_time / 4 > floor ? g_run.min_time / 4 : floor;
+    }
+}
+
+void wx_add_unsupported(const wx_case *c, const char *reason)
+{
+    wx_entry *e = new_entry(c);
+    e->unsupported = strdup(reason && reason[0] ? reason : "unsupported (no reason given)");
+}
+
+void wx_add_native(const wx_case *c)
+{
+    wx_entry *e = new_entry(c);
+    e->native = 1;
+}
+
+void wx_add_product(const wx_case *base, const wx_kernel *k, wx_axis sizes, wx_axis victims, wx_axis threads,
+                    wx_axis batches, int page_aligned)
+{
+    const size_t ns = sizes.n ? sizes.n : 1, nv = victims.n ? victims.n : 1;
+    const size_t nt = threads.n ? threads.n : 1, nb = batches.n ? batches.n : 1;
+    for (size_t a = 0; a < ns; a++)
+        for (size_t b = 0; b < nv; b++)
+            for (size_t t = 0; t < nt; t++)
+                for (size_t d = 0; d < nb; d++) {
+                    wx_case c = *base;
+                    if (sizes.n)
+                        c.size_bytes = sizes.v[a];
+                    if (victims.n)
+                        c.victims = (int)victims.v[b];
+                    if (threads.n)
+                        c.threads = (int)threads.v[t];
+                    if (batches.n)
+                        c.batch = (int)batches.v[d];
+                    if (page_aligned && g_run.page_size > 0 && c.size_bytes % (uint64_t)g_run.page_size != 0)
+                        continue; /* not a whole number of pages here (16 KiB pages) */
+                    wx_add(&c, k);
+                }
+}
+
+wx_axis wx_victim_axis(const wx_run *run, uint64_t *buf)
+{
+    int counts[16];
+    int n = wx_victim_counts(run->ncpu, run->quick, counts, 16);
+    for (int i = 0; i < n; i++)
+        buf[i] = (uint64_t)counts[i];
+    return (wx_axis){buf, (size_t)n};
+}
+
+wx_axis wx_thread_axis(const wx_run *run, uint64_t *buf)
+{
+    const uint64_t top = 2 * (uint64_t)(run->ncpu > 0 ? run->ncpu : 1);
+    size_t n = 0;
+    if (run->quick) {
+        buf[n++] = 1;
+        if (top > 1)
+            buf[n++] = top;
+    } else {
+        for (uint64_t t = 1; t <= top && n < 15; t = t < 4 ? t + 1 : t * 2)
+            buf[n++] = t;
+        if (buf[n - 1] != top)
+            buf[n++] = top;
+    }
+    return (wx_axis){buf, n};
+}
+
+int wx_job_errno(wx_job *j, const char *what, int err)
+{
+    wx_why_errno(j->why, sizeof j->why, what, err);
+    return -1;
+}
+
+int wx_job_fail(wx_job *j, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(j->why, sizeof j->why, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* ------------------------------------------------------------------------
+ * Running a case
+ * --------------------------------------------------------------------- */
+
+void wx_entry_note_cpu(wx_entry *e)
+{
+    if (!e || strcmp(e->core_class, "any") == 0)
+        return;
+    int cpu = wx_current_cpu();
+    if (cpu >= 0 && cpu < 64)
+        e->cpus_seen |= 1ull << cpu;
+    else
+        e->cpu_unknown = 1;
+}
+
+/* What the victims' callbacks see: the kernel's, with the job and each
+ * victim's own bytes. */
+typedef struct victim_ctx {
+    wx_job *j;
+    const wx_kernel *k;
+    size_t stride;            /* bytes per victim: victim_size rounded up to 128 (a line of its own) */
+    unsigned char *mine;      /* victims * stride bytes */
+    uint64_t done[WX_VICTIMS_MAX * 16]; /* steps (one line per victim), for the victims_stall injection */
+} victim_ctx;
+
+static int victim_prepare(void *arg, int k, char *why, size_t len)
+{
+    victim_ctx *v = arg;
+    if (!v->k->victim_prepare)
+        return 0;
+    return v->k->victim_prepare(v->j, k, v->mine + (size_t)k * v->stride, why, len);
+}
+
+static int victim_step(void *arg, int k, char *why, size_t len)
+{
+    victim_ctx *v = arg;
+    if (wx_injected(WX_INJ_VICTIMS_STALL) && v->done[k * 16] >= 1)
+        return WX_STEP_IDLE; /* test: a victim that stopped running */
+    int r = v->k->victim_step ? v->k->victim_step(v->j, k, v->mine + (size_t)k * v->stride, why, len)
+                              : WX_STEP_DONE;
+    if (wx_injected(WX_INJ_VICTIMS_STALL) && r == WX_STEP_DONE)
+        v->done[k * 16]++;
+    return r;
+}
+
+static wx_barrier g_barrier = WX_BARRIER_INITIALIZER;
+
+static void *zalloc(size_t n)
+{
+    void *p = NULL;
+    if (n == 0)
+        return NULL;
+    if (posix_memalign(&p, 128, (n + 127) / 128 * 128) != 0)
+        return NULL;
+    memset(p, 0, n);
+    return p;
+}
+
+/* End the measurement of this thread as st: the message to Google
+ * Benchmark (first one wins), the status to the row, and the timed loop
+ * drained so that every thread of the case reaches Google Benchmark's stop
+ * barrier. */
+static void fail(wxgb_state *st, wx_entry *e, wx_status status, const char *why, int drain)
+{
+    char msg[WX_REASON_LEN + 64];
+    snprintf(msg, sizeof msg, "%s", why && why[0] ? why : "failed without a reason");
+    if (e->status == WX_OK)
+        e->status = status;
+    wxgb_fail(st, msg);
+    if (drain)
+        while (wxgb_keep_running(st, 1))
+            ;
+}
+
+void wx_case_run(wxgb_state *st, wx_entry *e, int repetition)
+{
+    const wx_kernel *k = e->k;
+    const int t = wxgb_thread_index(st), nthreads = wxgb_threads(st);
+    wx_job j;
+    memset(&j, 0, sizeof j);
+    j.s = (k->flags & WX_K_BASELINE) ? wx_baseline_strategy() : g_run.strategy;
+    j.c = &e->c;
+    j.run = &g_run;
+    j.thread = t;
+    j.repetition = repetition;
+    j.core_class = e->core_class;
+    j.step = k->step ? k->step : 1;
+    if (t == 0)
+        e->status = WX_OK;
+    if (nthreads > 1 && t > 0) {
+        char why[WX_REASON_LEN];
+        (void)wx_pin_thread(t, why, sizeof why); /* unpinned where impossible (macOS) */
+    }
+
+    int rc = WX_OK;
+    if ((k->flags & WX_K_BASELINE) && !wx_baseline_available(j.why, sizeof j.why))
+        rc = WX_UNSUPPORTED;
+    j.state = zalloc(k->state_size);
+    if (rc == WX_OK && k->state_size && !j.state)
+        rc = WX_FAILED, snprintf(j.why, sizeof j.why, "out of memory for the case's state");
+
+    /* Process victims are forked before anything of the case exists, so
+     * that they share none of its pages. */
+    victim_ctx vc;
+    memset(&vc, 0, sizeof vc);
+    vc.j = &j;
+    vc.k = k;
+    wx_victims *v = NULL;
+    const int victims = t == 0 && !(k->flags & WX_K_OWN_VICTIMS) ? e->c.victims : 0;
+    if (rc == WX_OK && victims > 0) {
+        vc.stride = (k->victim_size + 127) / 128 * 128;
+        vc.mine = zalloc((size_t)victims * (vc.stride ? vc.stride : 128));
+        if (!vc.mine)
+            rc = WX_FAILED, snprintf(j.why, sizeof j.why, "out of memory for the victims' state");
+    }
+    if (rc == WX_OK && victims > 0 && (k->flags & WX_K_VICTIM_PROCESSES)) {
+        v = wx_victims_start(WX_VICTIM_PROCESSES, victims, victim_prepare, victim_step, &vc, j.why, sizeof j.why);
+        if (!v)
+            rc = WX_FAILED;
+    }
+
+    if (t == 0) {
+        e->shared = zalloc(k->shared_size);
+        e->shared_rc = rc;
+        snprintf(e->shared_why, sizeof e->shared_why, "%s", j.why);
+        if (e->shared_rc == WX_OK && k->shared_size && !e->shared)
+            e->shared_rc = WX_FAILED, snprintf(e->shared_why, sizeof e->shared_why, "out of memory");
+        j.shared = e->shared;
+        if (e->shared_rc == WX_OK && k->shared_setup) {
+            e->shared_rc = k->shared_setup(&j);
+            snprintf(e->shared_why, sizeof e->shared_why, "%s", j.why);
+        }
+    }
+    if (nthreads > 1)
+        wx_barrier_wait(&g_barrier, (unsigned)nthreads); /* the shared state exists (or says why not) */
+    j.shared = e->shared;
+    if (rc == WX_OK && e->shared_rc != WX_OK) {
+        rc = e->shared_rc;
+        snprintf(j.why, sizeof j.why, "%s", e->shared_why);
+    }
+    int setup_called = 0;
+    if (rc == WX_OK && k->setup) {
+        setup_called = 1;
+        rc = k->setup(&j);
+    }
+    if (rc == WX_OK && victims > 0 && !(k->flags & WX_K_VICTIM_PROCESSES)) {
+        v = wx_victims_start(WX_VICTIM_THREADS, victims, victim_prepare, victim_step, &vc, j.why, sizeof j.why);
+        if (!v)
+            rc = WX_FAILED;
+    }
+
+    if (rc != WX_OK) {
+        fail(st, e, rc == WX_UNSUPPORTED ? WX_UNSUPPORTED : WX_FAILED, j.why, 1);
+    } else {
+        /* Start timing at a moment the victims hold their CPUs (bounded wait). */
+        (void)wx_victims_settle(v, SETTLE_WINDOW_NS, SETTLE_MAX_WAIT_NS);
+        wx_counters counters;
+        if (t == 0)
+            wx_entry_note_cpu(e);
+        wx_counters_begin(&counters);
+        wx_victims_mark before;
+        wx_victims_mark_now(v, &before);
+        const int manual = (k->flags & WX_K_MANUAL_TIME) != 0;
+        int err = 0;
+        while (wxgb_keep_running(st, j.step)) {
+            if (k->ops(&j, j.step) != 0) {
+                err = 1;
+                break;
+            }
+            if (manual) {
+                wxgb_set_batch_time(st, j.timed_ns / 1e9);
+                j.timed_ns = 0;
+            }
+        }
+        char vwhy[WX_REASON_LEN] = "";
+        int idle = err ? 0 : wx_victims_check(v, &before, (uint64_t)(e->c.min_time * 1e9), vwhy, sizeof vwhy);
+        double tlb, cycles;
+        wx_counters_end(&counters, &tlb, &cycles);
+        if (t == 0)
+            wx_entry_note_cpu(e);
+        if (cycles >= 0)
+            wxgb_set_counter(st, "cycles_per_op", cycles);
+        if (tlb >= 0 && t == 0 && counters.tlb_ok)
+            wxgb_set_counter(st, "tlb_per_op", tlb); /* one thread counts the machine-wide total */
+        if (err) {
+            fail(st, e, WX_FAILED, j.why, 1);
+        } else if (idle) {
+            fail(st, e, WX_FAILED, vwhy, 0);
+        } else {
+            char swhy[WX_REASON_LEN] = "";
+            if (wx_victims_stop(v, swhy, sizeof swhy) != 0)
+                fail(st, e, WX_FAILED, swhy, 0);
+            else if (k->verify && k->verify(&j) != 0)
+                fail(st, e, WX_FAILED, j.why, 0);
+            v = NULL;
+        }
+    }
+    char ignored[WX_REASON_LEN];
+    wx_victims_stop(v, ignored, sizeof ignored);
+    if (setup_called && k->teardown)
+        k->teardown(&j);
+    if (nthreads > 1)
+        wx_barrier_wait(&g_barrier, (unsigned)nthreads); /* every thread is done with the shared state */
+    if (t == 0) {
+        if (k->shared_teardown && e->shared_rc == WX_OK && k->shared_setup)
+            k->shared_teardown(&j);
+        free(e->shared);
+        e->shared = NULL;
+    }
+    free(j.state);
+    free(vc.mine);
+}

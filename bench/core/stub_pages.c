@@ -1,0 +1,67 @@
+/* stub_pages.c - a region with one verified stub on every page. */
+#include "stub_pages.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void wx_page_stubs_image(unsigned char *img, size_t page, size_t pages)
+{
+    for (size_t i = 0; i < pages; i++)
+        wx_emit_stub(wx_page_stub(img, i, page), wx_stub_size(), WX_PAGE_STUB_OLD(i));
+}
+
+int wx_page_stubs_verify(const wx_region *r, size_t page, size_t first, size_t pages, const char *when, char *why,
+                         size_t len)
+{
+    unsigned char *base = (unsigned char *)r->exec + first * page;
+    for (size_t i = 0; i < pages; i++) {
+        uint32_t got = wx_page_stub_call(wx_page_stub(base, i, page));
+        if (got != WX_PAGE_STUB_VALUE(i)) {
+            snprintf(why, len, "verification failed: %s the stub on page %zu returned %#x, expected %#x", when,
+                     first + i, got, WX_PAGE_STUB_VALUE(i));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int wx_page_stubs_fill(const wx_strategy *s, wx_region *r, size_t page, size_t first, size_t pages, char *why,
+                       size_t len)
+{
+    const size_t bytes = page * pages, off = first * page, stub = wx_stub_size();
+    unsigned char *img = calloc(1, bytes);
+    if (!img)
+        return wx_why_errno(why, len, "calloc(code image)", ENOMEM);
+    wx_page_stubs_image(img, page, pages);
+    int e = wx_write_code(s, r, off, img, bytes);
+    if (e != 0) {
+        free(img);
+        return wx_why_errno(why, len, s->write_code ? "write_code" : "begin_write/end_write", e);
+    }
+    /* The patch to the final values: one window, through the timed path
+     * (img, a copy of the code, is its stage). */
+    unsigned char *p = wx_code_begin(s, r, off, img, &e);
+    if (e == 0) {
+        for (size_t i = 0; i < pages; i++)
+            wx_patch_stub(wx_page_stub(p, i, page), stub, WX_PAGE_STUB_VALUE(i));
+        e = wx_code_end(s, r, off, img, bytes);
+    }
+    free(img);
+    if (e != 0)
+        return wx_why_errno(why, len, s->write_code ? "write_code" : "begin_write/end_write", e);
+    wx_icache_flush((unsigned char *)r->write + off, (unsigned char *)r->exec + off, bytes);
+    return wx_page_stubs_verify(r, page, first, pages, "after writing", why, len);
+}
+
+int wx_page_stubs_prepare(const wx_strategy *s, wx_region *r, size_t page, size_t pages, char *why, size_t len)
+{
+    memset(r, 0, sizeof *r);
+    int e = s->map(r, page * pages, why, len);
+    if (e != 0)
+        return e;
+    if ((e = wx_page_stubs_fill(s, r, page, 0, pages, why, len)) != 0)
+        s->unmap(r);
+    return e;
+}
