@@ -309,10 +309,8 @@ static void do_register(const wx_run *run)
 }
 
 const wx_scenario wx_scenario_dualmap_overhead = {
-    .name = "dualmap_overhead",
+    .name = "dualmap_overhead", .variants = do_variants, .register_cases = do_register,
     .question = "what does the second view cost: creating regions, patching, running code over many pages?",
     .op = "setup: one verified create+touch+destroy of size_bytes; steady: one verified patch; "
           "exec_span: one call of one page's stub, round-robin over size_bytes/page pages",
-    .variants = do_variants,
-    .register_cases = do_register,
 };

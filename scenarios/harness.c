@@ -30,10 +30,7 @@ static void harness_register(const wx_run *run)
 static const char *const harness_variants[] = {"shim", "native", NULL};
 
 const wx_scenario wx_scenario_harness = {
-    .name = "harness",
+    .name = "harness", .variants = harness_variants, .register_cases = harness_register, .strategy_free = 1,
     .question = "what does the measuring harness itself add per op?",
     .op = "one empty op (a compiler barrier) inside the timed loop",
-    .variants = harness_variants,
-    .strategy_free = 1,
-    .register_cases = harness_register,
 };

@@ -321,10 +321,8 @@ static void ic_register(const wx_run *run)
 }
 
 const wx_scenario wx_scenario_icache_flush = {
-    .name = "icache_flush",
+    .name = "icache_flush", .variants = ic_variants, .register_cases = ic_register,
     .question = "what does making new code visible to instruction fetch cost, per method and size?",
     .op = "write size_bytes of code, make it visible with the variant's method, call it and check the value "
           "(none: the same without a flush, to subtract)",
-    .variants = ic_variants,
-    .register_cases = ic_register,
 };

@@ -286,12 +286,10 @@ static const char *const jit_variants[] = {"compile", "compile_baseline", "ic_pa
                                            "cross_thread", "cross_thread_nosync", NULL};
 
 const wx_scenario wx_scenario_jit_workload = {
-    .name = "jit_workload",
+    .name = "jit_workload", .variants = jit_variants, .register_cases = jit_register,
     .question = "what does W^X cost a JIT that compiles functions, patches inline caches and patches running code?",
     .op = "compile/compile_baseline: one function compiled and first run (batch functions per writable window); "
           "ic_patch/ic_patch_baseline: one verified patch of an 8-byte constant plus the call; "
           "cross_thread/cross_thread_nosync: one verified patch while another thread runs the code "
           "(counts: jit_cross_thread.csv)",
-    .variants = jit_variants,
-    .register_cases = jit_register,
 };

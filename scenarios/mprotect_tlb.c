@@ -241,10 +241,8 @@ static void tlb_register(const wx_run *run)
 }
 
 const wx_scenario wx_scenario_mprotect_tlb = {
-    .name = "mprotect_tlb",
+    .name = "mprotect_tlb", .variants = tlb_variants, .register_cases = tlb_register,
     .question = "what does one protection change cost as the address space gets busy (size, victim threads)?",
     .op = "flip/flip_victim_processes: one writable->executable round trip of the whole region; "
           "noop: two requests for the executable state while executable",
-    .variants = tlb_variants,
-    .register_cases = tlb_register,
 };

@@ -195,10 +195,8 @@ static void tc_register(const wx_run *run)
 }
 
 const wx_scenario wx_scenario_thread_contention = {
-    .name = "thread_contention",
+    .name = "thread_contention", .variants = tc_variants, .register_cases = tc_register,
     .question = "what does W^X cost when many threads JIT at once (private regions or one shared code cache)?",
     .op = "one verified patch (begin_write, write, end_write, flush, call, check) by one thread; "
           "ns_per_op is per thread, throughput = threads / ns_per_op",
-    .variants = tc_variants,
-    .register_cases = tc_register,
 };

@@ -54,18 +54,22 @@ static void tl_teardown(wx_job *j)
 static int tl_flip(wx_job *j, uint64_t n)
 {
     tl_state *x = j->state;
+    const wx_strategy *const s = j->s;
+    wx_region *const r = &x->r;
     int err = 0;
     for (uint64_t i = 0; i < n; i++)
-        err |= wx_code_flip(j->s, &x->r);
+        err |= wx_code_flip(s, r);
     return err ? wx_job_errno(j, j->s->write_code ? "write_code" : "begin_write/end_write", err) : 0;
 }
 
 static int tl_redundant(wx_job *j, uint64_t n)
 {
     tl_state *x = j->state;
+    const wx_strategy *const s = j->s;
+    wx_region *const r = &x->r;
     int err = 0;
     for (uint64_t i = 0; i < n; i++)
-        err |= j->s->end_write(&x->r); /* already executable */
+        err |= s->end_write(r); /* already executable */
     return err ? wx_job_errno(j, "end_write", err) : 0;
 }
 
@@ -124,10 +128,8 @@ static void toggle_register(const wx_run *run)
 static const char *const toggle_variants[] = {"flip", "patch", "redundant", "baseline", NULL};
 
 const wx_scenario wx_scenario_toggle_latency = {
-    .name = "toggle_latency",
+    .name = "toggle_latency", .variants = toggle_variants, .register_cases = toggle_register,
     .question = "what does one switch between writable and executable cost?",
     .op = "flip: one writable->executable round trip; patch/baseline: one verified patch "
           "(write stub, make executable, flush, call, check); redundant: one request for the state in force",
-    .variants = toggle_variants,
-    .register_cases = toggle_register,
 };

@@ -139,12 +139,9 @@ static void audit_register(const wx_run *run)
 static const char *const audit_variants[] = {"exposure_window", "exposure_baseline", NULL};
 
 const wx_scenario wx_scenario_wx_audit = {
-    .name = "wx_audit",
+    .name = "wx_audit", .variants = audit_variants, .register_cases = audit_register, .needs_audit = 1,
     .question = "does each strategy keep its W^X promise, and for how long is code writable per patch?",
     .op = "exposure_window: one verified patch, timed from begin_write returning to end_write returning; "
           "exposure_baseline: the same interval around the same write on RWX memory, nothing switched "
           "(answers to the audit questions: audit.csv)",
-    .variants = audit_variants,
-    .needs_audit = 1,
-    .register_cases = audit_register,
 };

@@ -36,11 +36,11 @@ from wxdata import fmt_bytes, fmt_ns  # noqa: E402
 
 DPI = 120
 MAX_ISSUE_LINES = 12
-STRATEGY_COLORS = {
-    "rwx": "#7f7f7f", "mprotect": "#d62728", "dualmap": "#1f77b4", "mapjit": "#2ca02c",
-    "mapjit_callback": "#9467bd", "pkey": "#ff7f0e", "none": "#17becf",
-}
-CYCLE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
+# A strategy's colour is its place in the display order (the strategy table's
+# order, wxdata.strategy_order): the same strategy has the same colour in
+# every figure of every run from the same table.
+CYCLE = ["#7f7f7f", "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#bcbd22",
+         "#17becf"]
 MARKERS = "osD^v<>ph*"
 
 plt.rcParams.update({
@@ -51,7 +51,10 @@ plt.rcParams.update({
 
 
 def strategy_color(name: str, fallback_index: int = 0) -> str:
-    return STRATEGY_COLORS.get(name, CYCLE[fallback_index % len(CYCLE)])
+    order = wxdata.strategy_order()
+    if name == "none":
+        return CYCLE[-1]
+    return CYCLE[order.index(name) % (len(CYCLE) - 1)] if name in order else CYCLE[fallback_index % len(CYCLE)]
 
 
 # ---------------------------------------------------------------------------
@@ -248,7 +251,7 @@ class SeriesSet:
         extra = [f for f in wxdata.varying(measured, wxdata.PARAM_FIELDS) if f != x_param and f not in key_fields]
         self.fields = list(key_fields) + extra
         self.x_field = x_field
-        order = tuple(preferred) + wxdata.STRATEGY_ORDER
+        order = tuple(preferred) + wxdata.strategy_order()
         self.keys = sorted({self.key(c) for c in universe}, key=lambda k: [_sort_item(v, order) for v in k])
         n = len(key_fields)
         self.labels = {}

@@ -42,7 +42,11 @@ CONFIG_FIELDS = ("scenario", "strategy", "variant", "threads", "victims", "size_
 PARAM_FIELDS = ("threads", "victims", "batch", "size_bytes")
 PARAM_DEFAULTS = {"threads": 1, "victims": 0, "batch": 1, "size_bytes": 0}
 
-STRATEGY_ORDER = ("rwx", "mprotect", "dualmap", "mapjit", "mapjit_callback", "pkey", "none")
+# The display order of strategies: the strategy table's order as meta.json
+# lists it ("strategies"), learned from every run loaded (runs without that
+# list add their strategies in the order they first appear in results.csv);
+# "none" (the strategy-free scenarios) last.
+_STRATEGY_ORDER: list[str] = []
 CORE_CLASS_ORDER = ("P", "E", "any")
 NOISE_THRESHOLD = 0.05
 SPREAD_DEFINITION = (
@@ -74,8 +78,20 @@ def order_key(value: str, order: Iterable[str]) -> tuple:
     return (order.index(value), "") if value in order else (len(order), value)
 
 
+def learn_strategy_order(names: Iterable[str]) -> None:
+    """Add strategy names to the display order, keeping the ones known already."""
+    for n in names:
+        if n not in _STRATEGY_ORDER and n != "none":
+            _STRATEGY_ORDER.append(n)
+
+
+def strategy_order() -> tuple[str, ...]:
+    """Every strategy name seen so far, in display order, "none" last."""
+    return tuple(_STRATEGY_ORDER) + ("none",)
+
+
 def strategy_key(name: str) -> tuple:
-    return order_key(name, STRATEGY_ORDER)
+    return order_key(name, strategy_order())
 
 
 def core_class_key(name: str) -> tuple:
@@ -562,6 +578,10 @@ def load_run(arg: Path | str) -> Run:
     rows, warnings = read_results(csv_path)
     meta, note = load_meta(run_dir)
     audit, audit_path = load_audit(run_dir, warnings)
+    table = meta.get("strategies") if meta else None
+    if isinstance(table, list):
+        learn_strategy_order(t["name"] for t in table if isinstance(t, dict) and isinstance(t.get("name"), str))
+    learn_strategy_order(r.strategy for r in rows)
     return Run(run_dir, csv_path, rows, warnings, meta, note, audit, audit_path)
 
 

@@ -2,8 +2,10 @@
  * set-up write path, and test injections. */
 #include "wx.h"
 
+#define _DARWIN_C_SOURCE 1
 #include <errno.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +45,60 @@ int wx_strategy_supported(const wx_strategy *s, char *why, size_t len)
     }
     return s->supported(why, len);
 }
+
+void wx_region_set(wx_region *r, void *write, void *exec, size_t size)
+{
+    r->write = write;
+    r->exec = exec;
+    r->size = size;
+    r->fd = -1;
+    r->key = -1;
+    r->priv = NULL;
+}
+
+void wx_region_munmap(wx_region *r)
+{
+    if (r->write)
+        munmap(r->write, r->size);
+    if (r->exec && r->exec != r->write)
+        munmap(r->exec, r->size);
+    r->write = r->exec = NULL;
+}
+
+int wx_region_try(int (*map)(wx_region *, size_t, char *, size_t), void (*unmap)(wx_region *), size_t size,
+                  char *why, size_t len)
+{
+    wx_region r;
+    memset(&r, 0, sizeof r);
+    if (map(&r, size, why, len) != 0)
+        return 0;
+    unmap(&r);
+    return 1;
+}
+
+#if defined(__APPLE__)
+int wx_mmap_jit(wx_region *r, size_t size, char *why, size_t len)
+{
+#if defined(MAP_JIT)
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANON | MAP_JIT, -1, 0);
+    if (p == MAP_FAILED) {
+        int e = errno;
+        snprintf(why, len,
+                 "mmap(PROT_READ|PROT_WRITE|PROT_EXEC, MAP_PRIVATE|MAP_ANON|MAP_JIT): %s (errno %d); a binary "
+                 "under the hardened runtime needs the com.apple.security.cs.allow-jit entitlement",
+                 strerror(e), e);
+        return e;
+    }
+    wx_region_set(r, p, p, size);
+    return 0;
+#else
+    (void)r;
+    (void)size;
+    snprintf(why, len, "this macOS SDK has no MAP_JIT");
+    return ENOTSUP;
+#endif
+}
+#endif
 
 int wx_why_errno(char *why, size_t len, const char *call, int err)
 {

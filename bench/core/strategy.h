@@ -69,6 +69,12 @@ typedef struct wx_strategy {
     int (*write_code)(wx_region *r, size_t off, const void *src, size_t len);
 } wx_strategy;
 
+/* The five functions of a strategy whose functions are p_supported, p_map,
+ * p_begin_write, p_end_write and p_unmap, for its descriptor. */
+#define WX_FUNCTIONS(p)                                                                                        \
+    .supported = p##_supported, .map = p##_map, .begin_write = p##_begin_write, .end_write = p##_end_write,    \
+    .unmap = p##_unmap
+
 /* Every strategy compiled in (strategies/strategies.def), in display order,
  * NULL-terminated; entries whose `unavailable` is set are listed too. */
 extern const wx_strategy *const wx_strategies[];
@@ -104,6 +110,23 @@ int wx_region_prepare(const wx_strategy *s, wx_region *r, size_t size, uint32_t 
  * memcpy, end_write. For set-ups (never injected with test faults). The
  * instruction cache is not touched: call wx_icache_flush afterwards. */
 int wx_write_code(const wx_strategy *s, wx_region *r, size_t off, const void *src, size_t len);
+
+/* For strategies' map(): r becomes size bytes written through write and
+ * run through exec (the same address for a single view), no fd, no key. */
+void wx_region_set(wx_region *r, void *write, void *exec, size_t size);
+/* For strategies' unmap(): munmap r's views (exec too where it differs)
+ * and clear them; nothing mapped, nothing done. */
+void wx_region_munmap(wx_region *r);
+/* For strategies' supported(): 1 when map() gives a region of size bytes
+ * (then unmapped), else 0 with why[] from map(). */
+int wx_region_try(int (*map)(wx_region *, size_t, char *, size_t), void (*unmap)(wx_region *), size_t size,
+                  char *why, size_t len);
+#if defined(__APPLE__)
+/* macOS: map size bytes of MAP_JIT memory (RWX in the page tables, each
+ * thread switching its own view with the JIT write-protect state) into r.
+ * 0, or an errno with why[] naming the call and the likely cause. */
+int wx_mmap_jit(wx_region *r, size_t size, char *why, size_t len);
+#endif
 
 /* Format "call: strerror(err) (errno N)" into why; returns err. */
 int wx_why_errno(char *why, size_t len, const char *call, int err);

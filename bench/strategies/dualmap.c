@@ -40,12 +40,7 @@ static int dm_map(wx_region *r, size_t size, char *why, size_t len)
     }
     /* The two mappings keep the file alive; the descriptor is not needed. */
     close(fd);
-    r->write = rw;
-    r->exec = rx;
-    r->size = size;
-    r->fd = -1;
-    r->key = -1;
-    r->priv = NULL;
+    wx_region_set(r, rw, rx, size);
     return 0;
 }
 
@@ -145,12 +140,7 @@ static int dm_map(wx_region *r, size_t size, char *why, size_t len)
         munmap(base, size);
         return dm_why_kern(why, len, step, kr);
     }
-    r->write = alias;
-    r->exec = base;
-    r->size = size;
-    r->fd = -1;
-    r->key = -1;
-    r->priv = NULL;
+    wx_region_set(r, alias, base, size);
     return 0;
 }
 
@@ -159,14 +149,7 @@ static int dm_map(wx_region *r, size_t size, char *why, size_t len)
 #if defined(__linux__) || defined(__APPLE__)
 
 /* Both views go, whichever way they were made (nothing mapped: nothing to do). */
-static void dm_unmap(wx_region *r)
-{
-    if (r->write)
-        munmap(r->write, r->size);
-    if (r->exec)
-        munmap(r->exec, r->size);
-    r->write = r->exec = NULL;
-}
+#define dm_unmap wx_region_munmap
 
 #if defined(__APPLE__)
 /* A call of the stub at exec, for wx_try. */
@@ -230,20 +213,13 @@ const wx_strategy wx_strategy_dualmap = {
     .summary = "RW view + RX view of the same pages (memfd, two MAP_SHARED maps)",
 #endif
     .flags = WX_WRITABLE_ALIAS | WX_NO_SWITCH,
-    .supported = dm_supported,
-    .map = dm_map,
-    .begin_write = dm_nothing,
-    .end_write = dm_nothing,
-    .unmap = dm_unmap,
+    .supported = dm_supported, .map = dm_map, .begin_write = dm_nothing, .end_write = dm_nothing, .unmap = dm_unmap,
 };
 
 #else
 
-const wx_strategy wx_strategy_dualmap = {
-    .name = "dualmap",
-    .summary = "RW view + RX view of the same pages",
-    .flags = WX_WRITABLE_ALIAS | WX_NO_SWITCH,
-    .unavailable = "dual mapping is not implemented for this OS",
-};
+const wx_strategy wx_strategy_dualmap = {.name = "dualmap", .summary = "RW view + RX view of the same pages",
+                                         .flags = WX_WRITABLE_ALIAS | WX_NO_SWITCH,
+                                         .unavailable = "dual mapping is not implemented for this OS"};
 
 #endif

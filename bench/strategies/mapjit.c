@@ -30,23 +30,10 @@
 
 static int mj_map(wx_region *r, size_t size, char *why, size_t len)
 {
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANON | MAP_JIT, -1, 0);
-    if (p == MAP_FAILED) {
-        int e = errno;
-        snprintf(why, len,
-                 "mmap(PROT_READ|PROT_WRITE|PROT_EXEC, MAP_PRIVATE|MAP_ANON|MAP_JIT): %s (errno %d); a binary "
-                 "under the hardened runtime needs the com.apple.security.cs.allow-jit entitlement",
-                 strerror(e), e);
-        return e;
-    }
-    /* The contract: a fresh region is executable for the calling thread. */
-    pthread_jit_write_protect_np(1);
-    r->write = r->exec = p;
-    r->size = size;
-    r->fd = -1;
-    r->key = -1;
-    r->priv = NULL;
-    return 0;
+    int e = wx_mmap_jit(r, size, why, len);
+    if (e == 0)
+        pthread_jit_write_protect_np(1); /* the contract: a fresh region is executable for the caller */
+    return e;
 }
 
 static int mj_begin_write(wx_region *r)
@@ -63,12 +50,7 @@ static int mj_end_write(wx_region *r)
     return 0;
 }
 
-static void mj_unmap(wx_region *r)
-{
-    if (r->write)
-        munmap(r->write, r->size);
-    r->write = r->exec = NULL;
-}
+#define mj_unmap wx_region_munmap
 
 static int mj_supported(char *why, size_t len)
 {
@@ -79,12 +61,7 @@ static int mj_supported(char *why, size_t len)
                  "memory is RWX)");
         return 0;
     }
-    wx_region r;
-    memset(&r, 0, sizeof r);
-    if (mj_map(&r, (size_t)getpagesize(), why, len) != 0)
-        return 0;
-    mj_unmap(&r);
-    return 1;
+    return wx_region_try(mj_map, mj_unmap, (size_t)getpagesize(), why, len);
 }
 
 #endif
@@ -92,21 +69,10 @@ static int mj_supported(char *why, size_t len)
 #define MJ_SUMMARY "MAP_JIT region; pthread_jit_write_protect_np(0/1) per thread"
 
 #ifdef WX_HAVE_MAPJIT
-const wx_strategy wx_strategy_mapjit = {
-    .name = "mapjit",
-    .summary = MJ_SUMMARY,
-    .flags = WX_PER_THREAD,
-    .supported = mj_supported,
-    .map = mj_map,
-    .begin_write = mj_begin_write,
-    .end_write = mj_end_write,
-    .unmap = mj_unmap,
-};
+const wx_strategy wx_strategy_mapjit = {.name = "mapjit", .summary = MJ_SUMMARY, .flags = WX_PER_THREAD,
+                                        WX_FUNCTIONS(mj)};
 #else
-const wx_strategy wx_strategy_mapjit = {
-    .name = "mapjit",
-    .summary = MJ_SUMMARY,
-    .flags = WX_PER_THREAD,
+const wx_strategy wx_strategy_mapjit = {.name = "mapjit", .summary = MJ_SUMMARY, .flags = WX_PER_THREAD,
 #if defined(__APPLE__) && !defined(MAP_JIT)
     .unavailable = "this macOS SDK has no MAP_JIT",
 #elif defined(__APPLE__)

@@ -66,31 +66,8 @@ static int mjc_write_code(wx_region *r, size_t off, const void *src, size_t len)
     return ENOTSUP;
 }
 
-static int mjc_map(wx_region *r, size_t size, char *why, size_t len)
-{
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANON | MAP_JIT, -1, 0);
-    if (p == MAP_FAILED) {
-        int e = errno;
-        snprintf(why, len,
-                 "mmap(PROT_READ|PROT_WRITE|PROT_EXEC, MAP_PRIVATE|MAP_ANON|MAP_JIT): %s (errno %d); a binary "
-                 "under the hardened runtime needs the com.apple.security.cs.allow-jit entitlement",
-                 strerror(e), e);
-        return e;
-    }
-    r->write = r->exec = p;
-    r->size = size;
-    r->fd = -1;
-    r->key = -1;
-    r->priv = NULL;
-    return 0;
-}
-
-static void mjc_unmap(wx_region *r)
-{
-    if (r->write)
-        munmap(r->write, r->size);
-    r->write = r->exec = NULL;
-}
+#define mjc_map wx_mmap_jit
+#define mjc_unmap wx_region_munmap
 
 static int mjc_supported(char *why, size_t len)
 {
@@ -110,12 +87,7 @@ static int mjc_supported(char *why, size_t len)
         snprintf(why, len, "needs macOS 11.4 or later (pthread_jit_write_with_callback_np); this is macOS %s", ver);
         return 0;
     }
-    wx_region r;
-    memset(&r, 0, sizeof r);
-    if (mjc_map(&r, (size_t)getpagesize(), why, len) != 0)
-        return 0;
-    mjc_unmap(&r);
-    return 1;
+    return wx_region_try(mjc_map, mjc_unmap, (size_t)getpagesize(), why, len);
 }
 
 /* Writes happen only inside write_code. */
@@ -137,22 +109,12 @@ static int mjc_end_write(wx_region *r)
 #define MJC_SUMMARY "MAP_JIT region; code written only inside pthread_jit_write_with_callback_np"
 
 #ifdef WX_HAVE_JIT_CALLBACK
-const wx_strategy wx_strategy_mapjit_callback = {
-    .name = "mapjit_callback",
-    .summary = MJC_SUMMARY,
-    .flags = WX_PER_THREAD,
-    .supported = mjc_supported,
-    .map = mjc_map,
-    .begin_write = mjc_begin_write,
-    .end_write = mjc_end_write,
-    .unmap = mjc_unmap,
-    .write_code = mjc_write_code,
-};
+const wx_strategy wx_strategy_mapjit_callback = {.name = "mapjit_callback", .summary = MJC_SUMMARY,
+                                                 .flags = WX_PER_THREAD, WX_FUNCTIONS(mjc),
+                                                 .write_code = mjc_write_code};
 #else
-const wx_strategy wx_strategy_mapjit_callback = {
-    .name = "mapjit_callback",
-    .summary = MJC_SUMMARY,
-    .flags = WX_PER_THREAD,
+const wx_strategy wx_strategy_mapjit_callback = {.name = "mapjit_callback", .summary = MJC_SUMMARY,
+                                                 .flags = WX_PER_THREAD,
 #if defined(__APPLE__) && !defined(PTHREAD_JIT_WRITE_ALLOW_CALLBACKS_NP)
     .unavailable = "built against a macOS SDK without pthread_jit_write_with_callback_np (needs the macOS 11.4 SDK "
                    "or later)",

@@ -18,11 +18,7 @@ static int mp_map(wx_region *r, size_t size, char *why, size_t len)
         munmap(p, size);
         return wx_why_errno(why, len, "mprotect(PROT_READ|PROT_EXEC)", e);
     }
-    r->write = r->exec = p;
-    r->size = size;
-    r->fd = -1;
-    r->key = -1;
-    r->priv = NULL;
+    wx_region_set(r, p, p, size);
     return 0;
 }
 
@@ -36,6 +32,8 @@ static int mp_end_write(wx_region *r)
     return mprotect(r->exec, r->size, PROT_READ | PROT_EXEC) == 0 ? 0 : errno;
 }
 
+#define mp_unmap wx_region_munmap
+
 static int mp_supported(char *why, size_t len)
 {
     wx_region r;
@@ -45,28 +43,12 @@ static int mp_supported(char *why, size_t len)
     int e = mp_begin_write(&r);
     if (e == 0)
         e = mp_end_write(&r);
-    munmap(r.write, r.size);
-    if (e != 0) {
-        wx_why_errno(why, len, "mprotect", e);
-        return 0;
-    }
-    return 1;
-}
-
-static void mp_unmap(wx_region *r)
-{
-    if (r->write)
-        munmap(r->write, r->size);
-    r->write = r->exec = NULL;
+    mp_unmap(&r);
+    return e == 0 ? 1 : (wx_why_errno(why, len, "mprotect", e), 0);
 }
 
 const wx_strategy wx_strategy_mprotect = {
     .name = "mprotect",
     .summary = "one private mapping flipped RW <-> RX with mprotect",
-    .flags = 0,
-    .supported = mp_supported,
-    .map = mp_map,
-    .begin_write = mp_begin_write,
-    .end_write = mp_end_write,
-    .unmap = mp_unmap,
+    WX_FUNCTIONS(mp),
 };

@@ -51,11 +51,8 @@ static int pk_map(wx_region *r, size_t size, char *why, size_t len)
         munmap(p, size);
         return wx_why_errno(why, len, "pkey_mprotect(PROT_READ|PROT_WRITE|PROT_EXEC)", e);
     }
-    r->write = r->exec = p;
-    r->size = size;
-    r->fd = -1;
+    wx_region_set(r, p, p, size);
     r->key = key;
-    r->priv = NULL;
     return 0;
 }
 
@@ -83,21 +80,9 @@ static void pk_unmap(wx_region *r)
 #define PK_SUMMARY "RWX pages under a protection key; write access toggled per thread (pkey_set/WRPKRU)"
 
 #ifdef PK_FUNCTIONS
-const wx_strategy wx_strategy_pkey = {
-    .name = "pkey",
-    .summary = PK_SUMMARY,
-    .flags = WX_PER_THREAD,
-    .supported = pk_supported,
-    .map = pk_map,
-    .begin_write = pk_begin_write,
-    .end_write = pk_end_write,
-    .unmap = pk_unmap,
-};
+const wx_strategy wx_strategy_pkey = {.name = "pkey", .summary = PK_SUMMARY, .flags = WX_PER_THREAD, WX_FUNCTIONS(pk)};
 #else
-const wx_strategy wx_strategy_pkey = {
-    .name = "pkey",
-    .summary = PK_SUMMARY,
-    .flags = WX_PER_THREAD,
+const wx_strategy wx_strategy_pkey = {.name = "pkey", .summary = PK_SUMMARY, .flags = WX_PER_THREAD,
 #if defined(__linux__)
     .unavailable = "protection keys are implemented for x86_64 PKU only (arm64 POE pending)",
 #else

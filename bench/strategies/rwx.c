@@ -27,44 +27,26 @@ static int rwx_map(wx_region *r, size_t size, char *why, size_t len)
         return wx_why_errno(why, len, "mmap(PROT_READ|PROT_WRITE|PROT_EXEC)", errno);
 #endif
     }
-    r->write = r->exec = p;
-    r->size = size;
-    r->fd = -1;
-    r->key = -1;
-    r->priv = NULL;
+    wx_region_set(r, p, p, size);
     return 0;
 }
 
 static int rwx_supported(char *why, size_t len)
 {
-    wx_region r;
-    memset(&r, 0, sizeof r);
-    if (rwx_map(&r, 4096 * 4, why, len) != 0)
-        return 0;
-    munmap(r.write, r.size);
-    return 1;
+    return wx_region_try(rwx_map, wx_region_munmap, 4096 * 4, why, len);
 }
 
+/* Nothing to switch: the one view is always writable and executable. */
 static int rwx_nothing(wx_region *r)
 {
     (void)r;
     return 0;
 }
 
-static void rwx_unmap(wx_region *r)
-{
-    if (r->write)
-        munmap(r->write, r->size);
-    r->write = r->exec = NULL;
-}
-
 const wx_strategy wx_strategy_rwx = {
     .name = "rwx",
     .summary = "one RWX mapping, never switched (insecure baseline)",
     .flags = WX_ALWAYS_RWX | WX_NO_SWITCH,
-    .supported = rwx_supported,
-    .map = rwx_map,
-    .begin_write = rwx_nothing,
-    .end_write = rwx_nothing,
-    .unmap = rwx_unmap,
+    .supported = rwx_supported, .map = rwx_map, .begin_write = rwx_nothing, .end_write = rwx_nothing,
+    .unmap = wx_region_munmap,
 };

@@ -28,18 +28,6 @@ static int hang_change(wx_region *r)
     return 0;
 }
 
-static void hang_unmap(wx_region *r)
-{
-    (void)r;
-}
-
-const wx_strategy wx_strategy_test_hang = {
-    .name = "test_hang",
-    .summary = "test only: never returns from map",
-    .flags = 0,
-    .supported = hang_supported,
-    .map = hang_map,
-    .begin_write = hang_change,
-    .end_write = hang_change,
-    .unmap = hang_unmap,
-};
+const wx_strategy wx_strategy_test_hang = {.name = "test_hang", .summary = "test only: never returns from map",
+                                           .supported = hang_supported, .map = hang_map, .begin_write = hang_change,
+                                           .end_write = hang_change, .unmap = wx_region_munmap};

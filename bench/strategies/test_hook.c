@@ -21,18 +21,16 @@ static int hook_map(wx_region *r, size_t size, char *why, size_t len)
     return wx_strategy_mprotect.map(r, size, why, len);
 }
 
-/* Writes happen only inside write_code. */
+/* Writes happen only inside write_code (begin_write refuses); outside it the
+ * region is executable already (end_write has nothing to do). */
 static int hook_begin_write(wx_region *r)
 {
-    (void)r;
-    return ENOTSUP;
+    return r ? ENOTSUP : EINVAL;
 }
 
-/* Outside write_code the region is executable already. */
 static int hook_end_write(wx_region *r)
 {
-    (void)r;
-    return 0;
+    return r ? 0 : EINVAL;
 }
 
 static int hook_write_code(wx_region *r, size_t off, const void *src, size_t len)
@@ -46,19 +44,8 @@ static int hook_write_code(wx_region *r, size_t off, const void *src, size_t len
     return mprotect(r->exec, r->size, PROT_READ | PROT_EXEC) != 0 ? errno : 0;
 }
 
-static void hook_unmap(wx_region *r)
-{
-    wx_strategy_mprotect.unmap(r);
-}
+#define hook_unmap wx_region_munmap
 
 const wx_strategy wx_strategy_test_hook = {
-    .name = "test_hook",
-    .summary = "test only: writable only inside write_code (mprotect RW, copy, mprotect RX)",
-    .flags = 0,
-    .supported = hook_supported,
-    .map = hook_map,
-    .begin_write = hook_begin_write,
-    .end_write = hook_end_write,
-    .unmap = hook_unmap,
-    .write_code = hook_write_code,
-};
+    .name = "test_hook", .summary = "test only: writable only inside write_code (mprotect RW, copy, mprotect RX)",
+    WX_FUNCTIONS(hook), .write_code = hook_write_code};
