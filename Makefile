@@ -28,7 +28,7 @@ CPPFLAGS_ALL := -DWX_VERSION='"$(WX_VERSION)"' $(CPPFLAGS)
 CFLAGS_ALL := -std=c11 $(OPT) -g $(WARN) -MMD -MP -pthread $(CFLAGS)
 CXXFLAGS_ALL := -std=c++17 $(OPT) -g $(WARN) -MMD -MP -pthread $(GBENCH_CFLAGS) \
                 -DWX_GBENCH_VERSION='"$(GBENCH_VERSION)"' $(CXXFLAGS)
-LDLIBS_ALL := $(GBENCH_LIBS) -pthread $(LDLIBS)
+LDLIBS_ALL := $(GBENCH_LIBS) -pthread -lm $(LDLIBS)
 
 ifeq ($(UNAME_S),Darwin)
 PLATFORM_SRC := bench/core/platform_macos.c
@@ -42,7 +42,8 @@ CORE_SRC := $(filter-out bench/core/platform_%.c,$(sort $(wildcard bench/core/*.
             $(PLATFORM_SRC) $(sort $(wildcard bench/strategies/*.c))
 # The application (bench/app/): the parts that need no Google Benchmark
 # (unit-tested, cross-compiled), then those that run it through the shim.
-APP_PLAIN_SRC := bench/app/csv.c bench/app/proc.c bench/app/audit.c bench/app/probe.c
+APP_PLAIN_SRC := bench/app/csv.c bench/app/proc.c bench/app/audit.c bench/app/probe.c bench/app/stats.c \
+                 bench/app/results.c
 APP_GB_SRC := bench/app/main.c bench/app/options.c bench/app/runner.c bench/app/child.c bench/app/harness.c bench/app/meta.c
 APP_SRC := $(APP_PLAIN_SRC) $(APP_GB_SRC) $(sort $(wildcard scenarios/*.c))
 SHIM_SRC := bench/gbench_shim.cc
@@ -85,7 +86,7 @@ $(B)/wxbench-test: $(T_APP_OBJ) $(SHIM_OBJ) $(BT)/libwxcore.a
 
 # Unit tests of the C core alone (no Google Benchmark).
 $(B)/unit_tests: $(B)/tests/unit.o $(APP_PLAIN_SRC:%.c=$(B)/%.o) $(B)/libwxcore.a
-	$(CC) -o $@ $^ $(LDFLAGS) -pthread
+	$(CC) -o $@ $^ $(LDFLAGS) -pthread -lm
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)

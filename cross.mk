@@ -56,7 +56,7 @@ $(CL)/%.o: %.c
 	$(CROSS_CC) $(CROSS_FLAGS) -MMD -MP -c $< -o $@
 
 $(CL)/unit_tests: $(CROSS_UNIT:%.c=$(CL)/%.o) $(CROSS_LINUX_SRC:%.c=$(CL)/%.o)
-	$(CROSS_CC) -static -o $@ $^ -pthread
+	$(CROSS_CC) -static -o $@ $^ -pthread -lm
 
 cross-linux-aarch64: $(CL)/unit_tests
 	$(QEMU_AARCH64) -L /usr/aarch64-linux-gnu $(CL)/unit_tests

@@ -80,6 +80,7 @@ class CaptureReporter : public benchmark::BenchmarkReporter {
             r.ns_per_op = r.error || run.iterations == 0
                               ? -1.0
                               : run.GetAdjustedRealTime() * static_cast<double>(run.threads > 0 ? run.threads : 1);
+            r.cpu_ns_per_op = r.error || run.iterations == 0 ? -1.0 : run.GetAdjustedCPUTime();
             r.cycles_per_op = counter_or(run, "cycles_per_op");
             r.tlb_per_op = counter_or(run, "tlb_per_op");
             fn_(&r, ctx_);

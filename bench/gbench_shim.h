@@ -31,6 +31,7 @@ typedef struct wxgb_result {
     void *arg;            /* what was registered with the benchmark */
     uint64_t iterations;  /* ops timed (all threads) */
     double ns_per_op;     /* wall ns per op (per thread when threads > 1) */
+    double cpu_ns_per_op; /* CPU ns per op, all threads' CPU time over all ops (< 0: failed) */
     double cycles_per_op; /* < 0 when not counted */
     double tlb_per_op;    /* < 0 when not counted */
     int error;            /* 1 if the body called wxgb_fail */

@@ -2,6 +2,7 @@
  * its strategy, measure them through Google Benchmark (the shim), append a
  * row per repetition to results.csv, and tell the parent what it is doing. */
 #define _GNU_SOURCE 1
+#define _DARWIN_C_SOURCE 1
 #include "child.h"
 #include "csv.h"
 #include "harness.h"
@@ -10,6 +11,7 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -34,7 +36,7 @@ static void case_msg(wx_msg *m, int kind, const wx_case *c, const char *core_cla
     m->victims = c->victims;
     m->batch = c->batch;
     m->size_bytes = c->size_bytes;
-    m->ns_per_op = -1;
+    m->ns_per_op = m->cpu_ns_per_op = m->cycles_per_op = m->tlb_per_op = -1;
     snprintf(m->variant, sizeof m->variant, "%s", c->variant);
     snprintf(m->core_class, sizeof m->core_class, "%s", core_class);
 }
@@ -42,7 +44,7 @@ static void case_msg(wx_msg *m, int kind, const wx_case *c, const char *core_cla
 /* Append one row to results.csv (one whole line) and tell the parent; a row
  * that cannot be written stops the child (the parent says why). */
 static void emit_row(const wx_case *c, const char *core_class, int repetition, uint64_t iterations, double ns,
-                     double cycles, double tlb, wx_status status, const char *reason)
+                     double cpu_ns, double cycles, double tlb, wx_status status, const char *reason)
 {
     const wx_machine *m = g_ctx->m;
     wx_row r = {
@@ -64,6 +66,9 @@ static void emit_row(const wx_case *c, const char *core_class, int repetition, u
     msg.status = status;
     msg.iterations = iterations;
     msg.ns_per_op = ns;
+    msg.cpu_ns_per_op = cpu_ns;
+    msg.cycles_per_op = cycles;
+    msg.tlb_per_op = tlb;
     send_msg(&msg);
 }
 
@@ -98,10 +103,10 @@ static void core_class_note(const wx_entry *e, char *out, size_t len)
                  "meta.json)", e->core_class, unknown[0] ? unknown : "(number not available)");
 }
 
-/* One registered repetition of an entry. */
+/* One registered case: its entry, and the repetition this process is. */
 typedef struct reg {
     size_t entry;     /* index in the registry */
-    int repetition;   /* 1..repetitions */
+    int repetition;   /* this child's repetition */
 } reg;
 
 /* Before a case's body on each thread: reset JIT state; on thread 0 tell
@@ -163,20 +168,20 @@ static void on_result(const wxgb_result *r, void *ctx)
     wx_entry *e = wx_registry_at(g->entry);
     if (r->error) {
         const char *msg = r->message && r->message[0] ? r->message : "failed without a message";
-        emit_row(&e->c, e->core_class, g->repetition, r->iterations, -1, -1, -1,
+        emit_row(&e->c, e->core_class, g->repetition, r->iterations, -1, -1, -1, -1,
                  e->status == WX_UNSUPPORTED ? WX_UNSUPPORTED : WX_FAILED, msg);
     } else {
         char note[WX_REASON_LEN];
         core_class_note(e, note, sizeof note);
-        emit_row(&e->c, e->core_class, g->repetition, r->iterations, r->ns_per_op, r->cycles_per_op,
-                 r->tlb_per_op, WX_OK, note);
+        emit_row(&e->c, e->core_class, g->repetition, r->iterations, r->ns_per_op, r->cpu_ns_per_op,
+                 r->cycles_per_op, r->tlb_per_op, WX_OK, note);
     }
     e->status = WX_OK;
 }
 
-/* Google Benchmark's own flags for this child: --benchmark_out gets a
- * per-child name so that children do not overwrite each other's files.
- * Returns 0, or an exit status. */
+/* Google Benchmark's own flags for this child. The JSON output of the run
+ * is the parent's (gb.json, merged over every child): --benchmark_format=json
+ * and --benchmark_out* are not passed on. Returns 0, or an exit status. */
 static int init_gbench(void)
 {
     const wx_options *o = g_ctx->o;
@@ -187,20 +192,8 @@ static int init_gbench(void)
     argv[argc++] = "wxbench";
     for (int i = 0; i < o->gb_argc; i++) {
         const char *a = o->gb_argv[i];
-        if (strncmp(a, "--benchmark_out=", 16) == 0) {
-            const char *path = a + 16;
-            const char *dot = strrchr(path, '.');
-            const char *slash = strrchr(path, '/');
-            if (dot && slash && dot < slash)
-                dot = NULL;
-            char *n = NULL;
-            if (asprintf(&n, "--benchmark_out=%.*s.%s.%s%s", dot ? (int)(dot - path) : (int)strlen(path), path,
-                         g_ctx->sc->name, g_ctx->st->name, dot ? dot : "") < 0)
-                return WX_EXIT_FAILURES;
-            argv[argc++] = n;
-        } else {
+        if (strcmp(a, "--benchmark_format=json") != 0 && strncmp(a, "--benchmark_out", 15) != 0)
             argv[argc++] = (char *)a;
-        }
     }
     char why[WX_REASON_LEN] = "";
     if (wxgb_init(&argc, argv, why, sizeof why) != 0) {
@@ -224,6 +217,13 @@ int wx_child_main(void *arg, int fd)
 
     char why[WX_REASON_LEN] = "";
     (void)wx_pin_thread(0, why, sizeof why); /* recorded in meta.json by the parent; a failure leaves it unpinned */
+    /* The spacer: later mappings (code regions) land below it, so their
+     * addresses differ from process to process (children are forked, so
+     * they share the parent's randomized layout otherwise). Kept for the
+     * child's life, never touched. */
+    if (g_ctx->layout_pages > 0)
+        (void)mmap(NULL, (size_t)g_ctx->layout_pages * (size_t)g_ctx->m->page_size, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANON, -1, 0);
     int rc = init_gbench();
     if (rc != 0)
         return rc;
@@ -241,7 +241,7 @@ int wx_child_main(void *arg, int fd)
     if (!sc->strategy_free && !wx_strategy_supported(st, why, sizeof why)) {
         for (size_t v = 0; sc->variants[v]; v++) {
             wx_case c = {.variant = sc->variants[v], .threads = 1, .batch = 1};
-            emit_row(&c, "any", 1, 0, -1, -1, -1, WX_UNSUPPORTED, why[0] ? why : "not supported here");
+            emit_row(&c, "any", 1, 0, -1, -1, -1, -1, WX_UNSUPPORTED, why[0] ? why : "not supported here");
         }
         return 0;
     }
@@ -267,14 +267,16 @@ int wx_child_main(void *arg, int fd)
     }
 
     const size_t n = wx_registry_count();
-    reg *regs = calloc(n * (size_t)o->repetitions + 1, sizeof *regs);
-    if (!regs)
+    reg *regs = calloc(n + 1, sizeof *regs);
+    char (*names)[320] = calloc(n + 1, sizeof *names);
+    if (!regs || !names)
         return WX_EXIT_FAILURES;
     size_t measured = 0;
     for (size_t i = 0; i < n; i++) {
         wx_entry *e = wx_registry_at(i);
         if (e->unsupported) {
-            emit_row(&e->c, "any", 1, 0, -1, -1, -1, WX_UNSUPPORTED, e->unsupported);
+            if (g_ctx->repetition == 1)
+                emit_row(&e->c, "any", 1, 0, -1, -1, -1, -1, WX_UNSUPPORTED, e->unsupported);
             continue;
         }
         wxgb_options gopt = {
@@ -283,28 +285,33 @@ int wx_child_main(void *arg, int fd)
             .iterations = e->c.iterations,
             .manual_time = e->k && (e->k->flags & WX_K_MANUAL_TIME),
         };
-        for (int k = 1; k <= o->repetitions; k++) {
-            reg *g = &regs[measured++];
-            g->entry = i;
-            g->repetition = k;
-            char name[320];
-            snprintf(name, sizeof name,
-                     "%s/%s/%s/threads:%d/victims:%d/size:%" PRIu64 "/batch:%d/case:%zu%s%s%s", sc->name, st->name,
-                     e->c.variant, e->c.threads, e->c.victims, e->c.size_bytes, e->c.batch, i,
-                     g_nclasses > 1 ? "/class:" : "", g_nclasses > 1 ? e->core_class : "",
-                     o->repetitions > 1 ? "" : "");
-            if (o->repetitions > 1) {
-                size_t len = strlen(name);
-                snprintf(name + len, sizeof name - len, "/repetition:%d", k);
-            }
-            if (e->native)
-                wxgb_register_native_empty(name, g, &gopt, enter_case, leave_case);
-            else
-                wxgb_register(name, body, g, &gopt);
+        reg *g = &regs[measured++];
+        g->entry = i;
+        g->repetition = g_ctx->repetition;
+        /* Names are the results.csv columns (unique: the case index is in
+         * no name, so it stays the same across machines and runs). */
+        char *name = names[measured - 1];
+        snprintf(name, sizeof names[0], "%s/%s/%s/threads:%d/victims:%d/size:%" PRIu64 "/batch:%d%s%s", sc->name,
+                 st->name, e->c.variant, e->c.threads, e->c.victims, e->c.size_bytes, e->c.batch,
+                 strcmp(e->core_class, "any") ? "/class:" : "", strcmp(e->core_class, "any") ? e->core_class : "");
+        int dup = 0;
+        for (size_t k = 0; k + 1 < measured && !dup; k++)
+            dup = strcmp(names[k], name) == 0;
+        if (dup) {
+            /* Two cases with the same columns would be the same rows: a bug in the scenario. */
+            emit_row(&e->c, e->core_class, g->repetition, 0, -1, -1, -1, -1, WX_FAILED,
+                     "two cases of this scenario have the same results.csv columns: they cannot be told apart");
+            measured--;
+            continue;
         }
+        if (e->native)
+            wxgb_register_native_empty(name, g, &gopt, enter_case, leave_case);
+        else
+            wxgb_register(name, body, g, &gopt);
     }
     if (measured > 0) /* with nothing registered Google Benchmark prints a spurious error */
         wxgb_run(on_result, NULL);
     free(regs);
+    free(names);
     return 0;
 }

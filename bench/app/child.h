@@ -1,7 +1,8 @@
-/* child.h - one child process of a run: it measures one (scenario,
- * strategy) pair, appends each row to results.csv itself as soon as it is
- * measured, and tells the parent over a pipe which case it is measuring
- * and each row it wrote (fixed-size messages, each one write()). */
+/* child.h - one child process of a run: it measures one repetition of one
+ * (scenario, strategy) pair (every case of it once), appends each row to
+ * results.csv itself as soon as it is measured, and tells the parent over a
+ * pipe which case it is measuring and each row it wrote (fixed-size
+ * messages, each one write()). */
 #ifndef WX_CHILD_H
 #define WX_CHILD_H
 
@@ -17,6 +18,10 @@ typedef struct wx_child_ctx {
     const wx_scenario *sc;    /* the scenario */
     const wx_strategy *st;    /* the strategy (&wx_no_strategy for strategy-free scenarios) */
     const wx_audit *audit;    /* the strategy's audit (scenarios with needs_audit), or NULL */
+    int repetition;           /* which repetition this process is (1..); rows of cases unsupported
+                                 before anything is measured are written by repetition 1 only */
+    unsigned layout_pages;    /* pages of the address-space spacer mapped before anything else, so
+                                 that code regions land elsewhere in each process */
 } wx_child_ctx;
 
 /* Kinds of message. */
@@ -35,6 +40,9 @@ typedef struct wx_msg {
     uint64_t size_bytes;
     uint64_t iterations;
     double ns_per_op;         /* < 0: none */
+    double cpu_ns_per_op;     /* < 0: none */
+    double cycles_per_op;     /* < 0: none */
+    double tlb_per_op;        /* < 0: none */
     char variant[64];
     char core_class[8];
     char why[WX_REASON_LEN];  /* WX_MSG_IO: what failed */

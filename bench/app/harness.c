@@ -225,28 +225,58 @@ static void *zalloc(size_t n)
     return p;
 }
 
-/* End the measurement of this thread as st: the message to Google
- * Benchmark (first one wins), the status to the row, and the timed loop
- * drained so that every thread of the case reaches Google Benchmark's stop
- * barrier. */
-static void fail(wxgb_state *st, wx_entry *e, wx_status status, const char *why, int drain)
+/* The loop a pass of a case runs in: Google Benchmark's (the measured
+ * pass) or a plain count of ops (the untimed warm-up pass). */
+typedef struct loop {
+    wxgb_state *st;            /* Google Benchmark's state; NULL in the warm-up */
+    uint64_t left;             /* warm-up: ops still to run */
+    int failed;                /* warm-up: it failed ... */
+    wx_status status;          /* ... with this status ... */
+    char why[WX_REASON_LEN + 64]; /* ... and this reason */
+} loop;
+
+static int keep_running(loop *l, uint64_t n)
+{
+    if (l->st)
+        return wxgb_keep_running(l->st, n);
+    if (l->failed || l->left < n)
+        return 0;
+    l->left -= n;
+    return 1;
+}
+
+/* End the measurement of this thread: the message to Google Benchmark
+ * (first one wins), the status to the row, and the timed loop drained so
+ * that every thread of the case reaches Google Benchmark's stop barrier. */
+static void fail(loop *l, wx_entry *e, wx_status status, const char *why, int drain)
 {
     char msg[WX_REASON_LEN + 64];
     snprintf(msg, sizeof msg, "%s", why && why[0] ? why : "failed without a reason");
+    if (!l->st) {
+        if (!l->failed) {
+            l->failed = 1;
+            l->status = status;
+            snprintf(l->why, sizeof l->why, "%s", msg);
+        }
+        return;
+    }
     if (e->status == WX_OK)
         e->status = status;
-    wxgb_fail(st, msg);
+    wxgb_fail(l->st, msg);
     if (drain)
-        while (wxgb_keep_running(st, 1))
+        while (wxgb_keep_running(l->st, 1))
             ;
 }
 
-void wx_case_run(wxgb_state *st, wx_entry *e, int repetition)
+/* One pass of e's kernel on this thread: the whole sequence of scenario.h. */
+static void run_pass(loop *l, wx_entry *e, int repetition)
 {
+    wxgb_state *st = l->st;
     const wx_kernel *k = e->k;
-    const int t = wxgb_thread_index(st), nthreads = wxgb_threads(st);
+    const int t = st ? wxgb_thread_index(st) : 0, nthreads = st ? wxgb_threads(st) : 1;
     wx_job j;
     memset(&j, 0, sizeof j);
+    j.warmup = st == NULL;
     j.s = (k->flags & WX_K_BASELINE) ? wx_baseline_strategy() : g_run.strategy;
     j.c = &e->c;
     j.run = &g_run;
@@ -254,8 +284,6 @@ void wx_case_run(wxgb_state *st, wx_entry *e, int repetition)
     j.repetition = repetition;
     j.core_class = e->core_class;
     j.step = k->step ? k->step : 1;
-    if (t == 0)
-        e->status = WX_OK;
     if (nthreads > 1 && t > 0) {
         char why[WX_REASON_LEN];
         (void)wx_pin_thread(t, why, sizeof why); /* unpinned where impossible (macOS) */
@@ -319,7 +347,7 @@ void wx_case_run(wxgb_state *st, wx_entry *e, int repetition)
     }
 
     if (rc != WX_OK) {
-        fail(st, e, rc == WX_UNSUPPORTED ? WX_UNSUPPORTED : WX_FAILED, j.why, 1);
+        fail(l, e, rc == WX_UNSUPPORTED ? WX_UNSUPPORTED : WX_FAILED, j.why, 1);
     } else {
         /* Start timing at a moment the victims hold their CPUs (bounded wait). */
         (void)wx_victims_settle(v, SETTLE_WINDOW_NS, SETTLE_MAX_WAIT_NS);
@@ -331,15 +359,14 @@ void wx_case_run(wxgb_state *st, wx_entry *e, int repetition)
         wx_victims_mark_now(v, &before);
         const int manual = (k->flags & WX_K_MANUAL_TIME) != 0;
         int err = 0;
-        while (wxgb_keep_running(st, j.step)) {
+        while (keep_running(l, j.step)) {
             if (k->ops(&j, j.step) != 0) {
                 err = 1;
                 break;
             }
-            if (manual) {
+            if (manual && st)
                 wxgb_set_batch_time(st, j.timed_ns / 1e9);
-                j.timed_ns = 0;
-            }
+            j.timed_ns = 0;
         }
         char vwhy[WX_REASON_LEN] = "";
         int idle = err ? 0 : wx_victims_check(v, &before, (uint64_t)(e->c.min_time * 1e9), vwhy, sizeof vwhy);
@@ -347,20 +374,20 @@ void wx_case_run(wxgb_state *st, wx_entry *e, int repetition)
         wx_counters_end(&counters, &tlb, &cycles);
         if (t == 0)
             wx_entry_note_cpu(e);
-        if (cycles >= 0)
+        if (cycles >= 0 && st)
             wxgb_set_counter(st, "cycles_per_op", cycles);
-        if (tlb >= 0 && t == 0 && counters.tlb_ok)
+        if (tlb >= 0 && t == 0 && counters.tlb_ok && st)
             wxgb_set_counter(st, "tlb_per_op", tlb); /* one thread counts the machine-wide total */
         if (err) {
-            fail(st, e, WX_FAILED, j.why, 1);
+            fail(l, e, WX_FAILED, j.why, 1);
         } else if (idle) {
-            fail(st, e, WX_FAILED, vwhy, 0);
+            fail(l, e, WX_FAILED, vwhy, 0);
         } else {
             char swhy[WX_REASON_LEN] = "";
             if (wx_victims_stop(v, swhy, sizeof swhy) != 0)
-                fail(st, e, WX_FAILED, swhy, 0);
+                fail(l, e, WX_FAILED, swhy, 0);
             else if (k->verify && k->verify(&j) != 0)
-                fail(st, e, WX_FAILED, j.why, 0);
+                fail(l, e, WX_FAILED, j.why, 0);
             v = NULL;
         }
     }
@@ -378,4 +405,25 @@ void wx_case_run(wxgb_state *st, wx_entry *e, int repetition)
     }
     free(j.state);
     free(vc.mine);
+}
+
+void wx_case_run(wxgb_state *st, wx_entry *e, int repetition)
+{
+    /* A case with a fixed op count has no estimating runs of Google
+     * Benchmark before the measured one: it gets one untimed pass first
+     * (same set-up, ops and checks, nothing recorded), so that its measured
+     * pass does not pay for cold caches, page faults and lazy binding. */
+    if (e->c.iterations > 0 && e->c.threads == 1) {
+        loop warm = {.st = NULL, .left = e->c.iterations};
+        run_pass(&warm, e, repetition);
+        if (warm.failed) {
+            char why[WX_REASON_LEN + 128];
+            snprintf(why, sizeof why, "warm-up: %s", warm.why);
+            loop l = {.st = st};
+            fail(&l, e, warm.status, why, 1);
+            return;
+        }
+    }
+    loop l = {.st = st};
+    run_pass(&l, e, repetition);
 }

@@ -14,6 +14,20 @@
 #define WX_VERSION "unknown"
 #endif
 
+/* /proc/sys/kernel/randomize_va_space (Linux: 2 full ASLR, 0 off); -1
+ * where there is no such file (macOS randomizes always). */
+static int read_aslr(void)
+{
+    FILE *f = fopen("/proc/sys/kernel/randomize_va_space", "r");
+    int v = -1;
+    if (f) {
+        if (fscanf(f, "%d", &v) != 1)
+            v = -1;
+        fclose(f);
+    }
+    return v;
+}
+
 /* The strategy and scenario tables, in their order, with what the scripts
  * need of them (names, one-line descriptions, variants, flags). */
 static void write_tables(FILE *f, const wx_options *o)
@@ -110,8 +124,35 @@ int wx_meta_write(const wx_meta *meta)
     fprintf(f, "  \"icache_method\": ");
     wx_json_str(f, wx_icache_method());
     fputs(",\n", f);
-    fprintf(f, "  \"settings\": {\"quick\": %s, \"repetitions\": %d, \"min_time_s\": %g, \"timeout_s\": %d},\n",
-            o->quick ? "true" : "false", o->repetitions, o->min_time, o->timeout_s);
+    fprintf(f, "  \"settings\": {\"quick\": %s, \"repetitions\": %d, \"min_time_s\": %g, \"timeout_s\": %d, "
+               "\"seed\": %llu, \"interleaved\": %s, \"target_ci_pct\": ",
+            o->quick ? "true" : "false", o->repetitions, o->min_time, o->timeout_s, (unsigned long long)o->seed,
+            o->no_interleave ? "false" : "true");
+    if (o->target_ci > 0)
+        fprintf(f, "%g, \"target_ci_max_repetitions\": %d, \"target_ci_budget_s\": %d", o->target_ci,
+                WX_TARGET_CI_MAX_REPETITIONS, WX_TARGET_CI_BUDGET_S);
+    else
+        fputs("null", f);
+    fputs("},\n", f);
+    fputs("  \"replication\": {\"unit\": \"process\", \"how\": ", f);
+    wx_json_str(f, "each repetition of a (scenario, strategy) pair is a fresh child process measuring every case "
+                   "of the pair once; children run in an order shuffled with settings.seed (unless interleaved is "
+                   "false); each first maps a PROT_NONE spacer of a random number of pages (processes.csv: "
+                   "layout_pages) so that its code regions land at other addresses");
+    fprintf(f, ", \"aslr\": %d, \"processes\": %ld},\n", read_aslr(), meta->processes);
+    fprintf(f, "  \"environment\": {\"runnable_tasks_not_ours\": %d, \"load_average\": ", meta->runnable_not_ours);
+    if (meta->load[0] >= 0)
+        fprintf(f, "[%.2f, %.2f, %.2f]", meta->load[0], meta->load[1], meta->load[2]);
+    else
+        fputs("null", f);
+    fprintf(f, ", \"busy\": %s, \"warning\": ", meta->busy ? "true" : "false");
+    wx_json_str(f, meta->busy_warning);
+    fputs("},\n", f);
+    if (o->target_ci > 0) {
+        fprintf(f, "  \"target_ci\": {\"missed\": %ld, \"note\": ", meta->target_ci_missed);
+        wx_json_str(f, meta->target_ci_note);
+        fputs("},\n", f);
+    }
     write_tables(f, o);
     fprintf(f, "  \"finished\": %s,\n  \"interrupted\": %s,\n", meta->finished ? "true" : "false",
             meta->interrupted ? "true" : "false");

@@ -23,6 +23,13 @@ typedef struct wx_meta {
     double elapsed_s;         /* wall time so far */
     wx_counts rows;           /* rows written, by status */
     char stopped[WX_REASON_LEN]; /* why the run stopped early ("" if it did not) */
+    long processes;           /* children run */
+    int runnable_not_ours;    /* tasks runnable before timing that were not wxbench (-1 unknown) */
+    double load[3];           /* load average before timing (-1 unknown) */
+    int busy;                 /* the machine was busy before timing */
+    char busy_warning[WX_REASON_LEN * 2]; /* what was said about it */
+    long target_ci_missed;    /* --target-ci: configurations that did not get there */
+    char target_ci_note[WX_REASON_LEN]; /* --target-ci: why it stopped early ("" if it did not) */
 } wx_meta;
 
 /* Write dir/meta.json (aside, then renamed into place). 0, or an errno

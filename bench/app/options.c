@@ -7,6 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#define WX_STR2(x) #x
+#define WX_STR(x) WX_STR2(x)
 
 const wx_strategy wx_no_strategy = {
     .name = "none",
@@ -27,12 +31,14 @@ int wx_options_selected(const wx_options *o, const wx_strategy *s)
 void wx_usage(FILE *f)
 {
     fputs("usage: wxbench [--quick] [--scenario a,b] [--strategy x,y] [--repetitions N]\n"
-          "               [--min-time SECONDS] [--timeout SECONDS] [--out DIR] [-- <Google Benchmark flags>]\n"
+          "               [--min-time SECONDS] [--timeout SECONDS] [--seed N] [--no-interleave]\n"
+          "               [--target-ci PCT] [--out DIR] [-- <Google Benchmark flags>]\n"
           "       wxbench --list | --probe | --help | --version\n"
           "\n"
           "Measures what W^X costs a JIT: switching code memory between writable and\n"
-          "executable, per strategy. Each (scenario, strategy) runs in its own child\n"
-          "process; rows are appended to DIR/results.csv as they are measured.\n"
+          "executable, per strategy. Every repetition of a (scenario, strategy) pair is a\n"
+          "fresh child process, run in a seeded random order interleaved with all the\n"
+          "others; rows are appended to DIR/results.csv as they are measured.\n"
           "\n"
           "  --list             every scenario and strategy, and whether it runs here (or why not)\n"
           "  --probe            per strategy: maps? writes when writable? runs when executable?\n"
@@ -40,13 +46,23 @@ void wx_usage(FILE *f)
           "  --quick            smaller sweeps, 3 repetitions, 0.01 s per repetition (smoke run)\n"
           "  --scenario a,b     only these scenarios\n"
           "  --strategy x,y     only these strategies (\"none\" = the strategy-free harness scenario)\n"
-          "  --repetitions N    repetitions per configuration, each its own row (default 5; quick 3)\n"
-          "  --min-time S       seconds per repetition (default 0.1; quick 0.01)\n"
-          "  --timeout S        limit per child process before its row becomes `timeout` (default 300)\n"
+          "  --repetitions N    repetitions per configuration, each a process of its own and its own row\n"
+          "                     (default " WX_STR(WX_DEFAULT_REPETITIONS) "; quick " WX_STR(WX_QUICK_REPETITIONS) ")\n"
+          "  --min-time S       seconds per repetition (default " WX_STR(WX_DEFAULT_MIN_TIME) "; quick "
+          WX_STR(WX_QUICK_MIN_TIME) ")\n"
+          "  --timeout S        limit per child process before its row becomes `timeout` (default "
+          WX_STR(WX_DEFAULT_TIMEOUT_S) ")\n"
+          "  --seed N           seed of the random run order (default: from the clock; always in meta.json)\n"
+          "  --no-interleave    run each pair's repetitions back to back, pairs in table order\n"
+          "  --target-ci PCT    add repetitions (processes) until every configuration's 95% interval of the\n"
+          "                     median is within +-PCT% of it, up to " WX_STR(WX_TARGET_CI_MAX_REPETITIONS)
+          " per pair and " WX_STR(WX_TARGET_CI_BUDGET_S) " s more;\n"
+          "                     DIR/target_ci.csv says which configurations got there\n"
           "  --out DIR          write DIR/results.csv and DIR/meta.json (default data/<machine>/<UTC time>);\n"
           "                     an existing results.csv is never overwritten\n"
-          "  -- FLAGS           passed to Google Benchmark, e.g. -- --benchmark_format=json\n"
-          "                     (--benchmark_out=F.json writes F.<scenario>.<strategy>.json per child)\n"
+          "  -- FLAGS           passed to Google Benchmark; DIR/gb.json is always written (Google Benchmark's\n"
+          "                     JSON schema, the whole run); --benchmark_format=json prints it on stdout,\n"
+          "                     --benchmark_out=F copies it to F (json only)\n"
           "\n"
           "exit status: 0 every row ok or unsupported; 1 a row failed, crashed or timed out;\n"
           "             2 usage error (nothing measured); 130 interrupted (finished rows kept)\n",
@@ -166,7 +182,8 @@ int wx_parse_args(int argc, char **argv, wx_options *o, wx_action *action)
         int takes_value = strcmp(name, "--scenario") == 0 || strcmp(name, "--scenarios") == 0 ||
                           strcmp(name, "--strategy") == 0 || strcmp(name, "--strategies") == 0 ||
                           strcmp(name, "--repetitions") == 0 || strcmp(name, "--min-time") == 0 ||
-                          strcmp(name, "--timeout") == 0 || strcmp(name, "--out") == 0;
+                          strcmp(name, "--timeout") == 0 || strcmp(name, "--out") == 0 ||
+                          strcmp(name, "--seed") == 0 || strcmp(name, "--target-ci") == 0;
         if (takes_value && !val) {
             if (i + 1 >= argc)
                 return usage_error("%s needs a value (see --help)", name);
@@ -207,6 +224,23 @@ int wx_parse_args(int argc, char **argv, wx_options *o, wx_action *action)
             if (parse_count(val, 86400, &n) != 0)
                 return usage_error("--timeout needs whole seconds from 1 to 86400, not '%s'", val);
             o->timeout_s = (int)n;
+        } else if (strcmp(name, "--seed") == 0) {
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(val, &end, 10);
+            if (errno || end == val || *end || val[0] == '-')
+                return usage_error("--seed needs a whole number from 0 to 2^64-1, not '%s'", val);
+            o->seed = (uint64_t)v;
+            o->seed_given = 1;
+        } else if (strcmp(name, "--no-interleave") == 0) {
+            o->no_interleave = 1;
+        } else if (strcmp(name, "--target-ci") == 0) {
+            char *end;
+            errno = 0;
+            double v = strtod(val, &end);
+            if (errno || end == val || *end || !(v > 0) || v > 100)
+                return usage_error("--target-ci needs a percentage > 0 (at most 100), not '%s'", val);
+            o->target_ci = v;
         } else if (strcmp(name, "--out") == 0) {
             if (!val[0])
                 return usage_error("--out needs a directory%s", "");
@@ -217,6 +251,24 @@ int wx_parse_args(int argc, char **argv, wx_options *o, wx_action *action)
             return WX_EXIT_USAGE;
         }
     }
+    for (int i = 0; i < o->gb_argc; i++) {
+        const char *a = o->gb_argv[i];
+        if (strcmp(a, "--benchmark_format=json") == 0)
+            o->gb_json_stdout = 1;
+        else if (strncmp(a, "--benchmark_out=", 16) == 0)
+            o->gb_out = a + 16;
+        else if (strncmp(a, "--benchmark_out_format=", 23) == 0 && strcmp(a + 23, "json") != 0)
+            return usage_error("--benchmark_out_format=%s: wxbench writes Google Benchmark's JSON only (gb.json); "
+                               "use json", a + 23);
+        else if (strncmp(a, "--benchmark_repetitions", 23) == 0 ||
+                 strncmp(a, "--benchmark_enable_random_interleaving", 38) == 0)
+            return usage_error("%s: wxbench repeats and interleaves in processes of their own; use --repetitions "
+                               "(and --seed, --no-interleave)", a);
+    }
+    if (o->gb_out && !o->gb_out[0])
+        return usage_error("--benchmark_out needs a file name%s", "");
+    if (!o->seed_given)
+        o->seed = wx_now_ns() ^ ((uint64_t)getpid() << 32);
     if (!o->scenarios[0])
         for (size_t i = 0; wx_scenarios[i] && i < WX_MAX_SELECTED; i++)
             o->scenarios[i] = wx_scenarios[i];

@@ -15,12 +15,17 @@ enum {
     WX_EXIT_INTERRUPTED = 130,
 };
 
-/* Defaults of the measurement settings. */
-#define WX_DEFAULT_REPETITIONS 5
+/* Defaults of the measurement settings (chosen from measured variance: see
+ * README, "How many repetitions"). */
+#define WX_DEFAULT_REPETITIONS 10
 #define WX_QUICK_REPETITIONS 3
-#define WX_DEFAULT_MIN_TIME 0.1
+#define WX_DEFAULT_MIN_TIME 0.05
 #define WX_QUICK_MIN_TIME 0.01
 #define WX_DEFAULT_TIMEOUT_S 300
+/* --target-ci: at most this many repetitions (processes) per pair, and at
+ * most this many seconds added to the run. */
+#define WX_TARGET_CI_MAX_REPETITIONS 50
+#define WX_TARGET_CI_BUDGET_S 600
 
 /* Most names --scenario or --strategy may select. */
 #define WX_MAX_SELECTED 64
@@ -39,8 +44,15 @@ typedef struct wx_options {
     const wx_scenario *scenarios[WX_MAX_SELECTED + 1]; /* selected scenarios, each once, NULL-terminated */
     const wx_strategy *strategies[WX_MAX_SELECTED + 1];/* selected strategies (&wx_no_strategy for "none"),
                                                           each once, NULL-terminated; empty: all */
+    uint64_t seed;                                     /* --seed: the run order's seed (random when not given) */
+    int seed_given;                                    /* --seed was given */
+    int no_interleave;                                 /* --no-interleave: pairs in table order, repetitions
+                                                          back to back */
+    double target_ci;                                  /* --target-ci PCT (0: off) */
     int gb_argc;                                       /* Google Benchmark flags after -- */
     char **gb_argv;
+    int gb_json_stdout;                                /* -- --benchmark_format=json: gb.json to stdout */
+    const char *gb_out;                                /* -- --benchmark_out=F: gb.json copied to F */
     int argc;                                          /* the whole command line, for meta.json */
     char **argv;
 } wx_options;

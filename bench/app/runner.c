@@ -1,4 +1,17 @@
-/* runner.c - the parent of a run (runner.h). */
+/* runner.c - the parent of a run (runner.h).
+ *
+ * The schedule: every selected (scenario, strategy) pair gets --repetitions
+ * children, each measuring every case of the pair once (a strategy that
+ * cannot run here gets one, which writes its unsupported rows). The
+ * (pair, repetition) children run in an order shuffled with the run's seed,
+ * so that drift over the run (the host, the machine's temperature, other
+ * programs) falls on every configuration alike; --no-interleave keeps pairs
+ * in table order with their repetitions back to back. Each child maps an
+ * address-space spacer of a random number of pages first (from the same
+ * seed), so that its code regions land at addresses of their own.
+ * processes.csv records every child. --target-ci then adds repetitions to the
+ * pairs whose configurations' 95% intervals of the median are still wider
+ * than asked, within a cap and a time budget. */
 #define _GNU_SOURCE 1
 #include "runner.h"
 #include "audit.h"
@@ -6,6 +19,9 @@
 #include "csv.h"
 #include "meta.h"
 #include "proc.h"
+#include "results.h"
+#include "../core/platform_util.h"
+#include "../gbench_shim.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +38,7 @@
 #endif
 
 #define AUDIT_TIMEOUT_S 30
+#define LAYOUT_PAGES_MAX 1024   /* spacers of 0 .. LAYOUT_PAGES_MAX-1 pages */
 
 static volatile sig_atomic_t g_interrupted;
 
@@ -56,6 +73,36 @@ static int mkdir_p(const char *path)
     return 0;
 }
 
+/* splitmix64: the run order's random numbers, reproducible from the seed. */
+static uint64_t next_random(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* A uniform number in [0, n). */
+static uint64_t random_below(uint64_t *state, uint64_t n)
+{
+    return n ? next_random(state) % n : 0;
+}
+
+/* One (scenario, strategy) pair of the run. */
+typedef struct pair {
+    const wx_scenario *sc;
+    const wx_strategy *st;
+    int supported;           /* the strategy can run here (strategy-free: 1) */
+    int scheduled;           /* repetitions scheduled so far */
+} pair;
+
+/* One child to run. */
+typedef struct job {
+    size_t pair;             /* index in pairs */
+    int repetition;          /* 1.. */
+    unsigned layout_pages;   /* its spacer */
+} job;
+
 /* Everything the parent keeps over a run. */
 typedef struct run_state {
     const wx_options *o;
@@ -63,21 +110,62 @@ typedef struct run_state {
     wx_meta meta;
     char dir[4096];
     int csv_fd;
-    wx_audit *audits;      /* per strategy table index, audited on first need */
+    wx_audit *audits;        /* per strategy table index, audited on first need */
     int *audited;
-    int stop;              /* results.csv cannot be written: no more children */
+    pair *pairs;
+    size_t npairs;
+    job *jobs;               /* the schedule */
+    size_t njobs, jobs_cap, done;
+    uint64_t rng;            /* the schedule's random state */
+    wx_results results;      /* every ok value, per configuration */
+    int stop;                /* results.csv cannot be written: no more children */
+    uint64_t t_start;
 } run_state;
+
+static int add_job(run_state *rs, size_t p)
+{
+    if (rs->njobs == rs->jobs_cap) {
+        size_t cap = rs->jobs_cap ? rs->jobs_cap * 2 : 256;
+        job *j = realloc(rs->jobs, cap * sizeof *j);
+        if (!j)
+            return ENOMEM;
+        rs->jobs = j;
+        rs->jobs_cap = cap;
+    }
+    job *j = &rs->jobs[rs->njobs++];
+    j->pair = p;
+    j->repetition = ++rs->pairs[p].scheduled;
+    j->layout_pages = (unsigned)random_below(&rs->rng, LAYOUT_PAGES_MAX);
+    return 0;
+}
+
+/* Shuffle jobs [from, njobs) (Fisher-Yates) and number their repetitions
+ * in the order they will run, per pair. */
+static void shuffle_from(run_state *rs, size_t from)
+{
+    for (size_t i = rs->njobs; i > from + 1; i--) {
+        size_t k = from + (size_t)random_below(&rs->rng, i - from);
+        job t = rs->jobs[i - 1];
+        rs->jobs[i - 1] = rs->jobs[k];
+        rs->jobs[k] = t;
+    }
+    for (size_t i = from; i < rs->njobs; i++)
+        rs->pairs[rs->jobs[i].pair].scheduled -= 1;
+    for (size_t i = from; i < rs->njobs; i++)
+        rs->jobs[i].repetition = ++rs->pairs[rs->jobs[i].pair].scheduled;
+}
 
 /* Append a row the parent writes for a child that could not say it (it
  * died, hung, or could not be started). */
-static void parent_row(run_state *rs, const wx_scenario *sc, const wx_strategy *st, const wx_case *c,
-                       const char *core_class, int repetition, wx_status status, const char *reason)
+static void parent_row(run_state *rs, const pair *p, const wx_case *c, const char *core_class, int repetition,
+                       wx_status status, const char *reason)
 {
     const wx_machine *m = &rs->m;
     wx_row r = {
         .machine = m->slug, .chip = m->chip, .os = m->os, .arch = m->arch, .page_size = m->page_size,
-        .scenario = sc->name, .strategy = st->name, .c = c, .core_class = core_class, .repetition = repetition,
-        .iterations = 0, .ns_per_op = -1, .cycles_per_op = -1, .tlb_per_op = -1, .status = status, .reason = reason,
+        .scenario = p->sc->name, .strategy = p->st->name, .c = c, .core_class = core_class,
+        .repetition = repetition, .iterations = 0, .ns_per_op = -1, .cycles_per_op = -1, .tlb_per_op = -1,
+        .status = status, .reason = reason,
     };
     int e = wx_csv_append_row(rs->csv_fd, &r);
     if (e != 0) {
@@ -113,6 +201,30 @@ static const wx_audit *audit_of(run_state *rs, const wx_strategy *st)
     return a;
 }
 
+/* One line of processes.csv (every child of the run, in the order run). */
+static void process_row(run_state *rs, const job *j, long pid, double start_s, double wall_s, const char *end,
+                        long ok, long not_ok)
+{
+    static const char header[] =
+        "order,scenario,strategy,repetition,layout_pages,pid,start_s,wall_s,end,ok_rows,other_rows\n";
+    const pair *p = &rs->pairs[j->pair];
+    char f[8][32];
+    snprintf(f[0], sizeof f[0], "%zu", rs->done + 1);
+    snprintf(f[1], sizeof f[1], "%d", j->repetition);
+    snprintf(f[2], sizeof f[2], "%u", j->layout_pages);
+    snprintf(f[3], sizeof f[3], "%ld", pid);
+    snprintf(f[4], sizeof f[4], "%.3f", start_s);
+    snprintf(f[5], sizeof f[5], "%.3f", wall_s);
+    snprintf(f[6], sizeof f[6], "%ld", ok);
+    snprintf(f[7], sizeof f[7], "%ld", not_ok);
+    const char *fields[] = {f[0], p->sc->name, p->st->name, f[1], f[2], f[3], f[4], f[5], end, f[6], f[7]};
+    char *line = wx_csv_line(fields, 11);
+    char why[WX_REASON_LEN];
+    if (!line || wx_side_csv_append(rs->dir, "processes.csv", header, line, why, sizeof why) != 0)
+        fprintf(stderr, "\nwxbench: cannot append to %s/processes.csv\n", rs->dir);
+    free(line);
+}
+
 /* The case a child was measuring when it stopped, from its last message. */
 typedef struct last_case {
     wx_case c;
@@ -121,35 +233,59 @@ typedef struct last_case {
     int repetition;
 } last_case;
 
-/* Run one (scenario, strategy) child; rows go to results.csv. */
-static void run_pair(run_state *rs, const wx_scenario *sc, const wx_strategy *st, int index, int total,
-                     uint64_t t_start)
+/* A row the child wrote: counted, and its value kept. */
+static void take_row(run_state *rs, const job *j, const wx_msg *msg)
+{
+    if ((unsigned)msg->status >= WX_NSTATUS)
+        return;
+    rs->meta.rows.n[msg->status]++;
+    const pair *p = &rs->pairs[j->pair];
+    wx_config *c = wx_results_config(&rs->results, p->sc->name, p->st->name, msg->variant, msg->threads,
+                                     msg->victims, msg->size_bytes, msg->batch, msg->core_class, j->pair);
+    if (!c)
+        return;
+    if (msg->status != WX_OK || msg->ns_per_op < 0) {
+        c->not_ok++;
+        return;
+    }
+    wx_sample s = {.repetition = msg->repetition, .iterations = msg->iterations, .ns = msg->ns_per_op,
+                   .cpu_ns = msg->cpu_ns_per_op, .cycles = msg->cycles_per_op, .tlb = msg->tlb_per_op};
+    wx_results_add(c, &s);
+}
+
+/* Run one child; rows go to results.csv. */
+static void run_job(run_state *rs, const job *j)
 {
     const wx_options *o = rs->o;
+    const pair *p = &rs->pairs[j->pair];
     uint64_t t0 = wx_now_ns();
     wx_counts before = rs->meta.rows;
-    fprintf(stderr, "[%d/%d] %-18s %-16s ", index, total, sc->name, st->name);
+    fprintf(stderr, "[%zu/%zu] %-18s %-16s rep %-3d ", rs->done + 1, rs->njobs, p->sc->name, p->st->name,
+            j->repetition);
     fflush(stderr);
 
     wx_child_ctx ctx = {
-        .o = o, .m = &rs->m, .dir = rs->dir, .csv_fd = rs->csv_fd, .sc = sc, .st = st,
-        .audit = sc->needs_audit ? audit_of(rs, st) : NULL,
+        .o = o, .m = &rs->m, .dir = rs->dir, .csv_fd = rs->csv_fd, .sc = p->sc, .st = p->st,
+        .audit = p->sc->needs_audit && p->supported ? audit_of(rs, p->st) : NULL,
+        .repetition = j->repetition, .layout_pages = j->layout_pages,
     };
     last_case last;
     memset(&last, 0, sizeof last);
     last.c = (wx_case){.variant = last.variant, .threads = 1, .batch = 1};
     snprintf(last.core_class, sizeof last.core_class, "any");
-    last.repetition = 1;
+    last.repetition = j->repetition;
 
-    wx_proc p;
-    int e = wx_proc_start(&p, wx_child_main, &ctx, o->timeout_s * 1000);
+    wx_proc proc;
+    int e = wx_proc_start(&proc, wx_child_main, &ctx, o->timeout_s * 1000);
     if (e != 0) {
         char reason[WX_REASON_LEN];
         wx_why_errno(reason, sizeof reason, "could not start the child: pipe/fork", e);
-        parent_row(rs, sc, st, &last.c, last.core_class, 1, WX_FAILED, reason);
+        parent_row(rs, p, &last.c, last.core_class, j->repetition, WX_FAILED, reason);
+        process_row(rs, j, -1, (double)(t0 - rs->t_start) / 1e9, 0, reason, 0, 1);
         fprintf(stderr, "FAILED: %s\n", reason);
         return;
     }
+    long pid = (long)proc.pid;
     wx_msg msg;
     size_t have = 0;
     int timed_out = 0, lost = 0;
@@ -157,7 +293,7 @@ static void run_pair(run_state *rs, const wx_scenario *sc, const wx_strategy *st
     for (;;) {
         if (g_interrupted)
             break;
-        long n = wx_proc_read(&p, (char *)&msg + have, sizeof msg - have, 1000);
+        long n = wx_proc_read(&proc, (char *)&msg + have, sizeof msg - have, 1000);
         if (n == WX_READ_AGAIN)
             continue;
         if (n == WX_READ_TIMEOUT) {
@@ -174,8 +310,8 @@ static void run_pair(run_state *rs, const wx_scenario *sc, const wx_strategy *st
         if (have < sizeof msg)
             continue;
         have = 0;
-        if (msg.kind == WX_MSG_ROW && (unsigned)msg.status < WX_NSTATUS) {
-            rs->meta.rows.n[msg.status]++;
+        if (msg.kind == WX_MSG_ROW) {
+            take_row(rs, j, &msg);
         } else if (msg.kind == WX_MSG_CASE) {
             snprintf(last.variant, sizeof last.variant, "%s", msg.variant);
             snprintf(last.core_class, sizeof last.core_class, "%s", msg.core_class);
@@ -189,7 +325,7 @@ static void run_pair(run_state *rs, const wx_scenario *sc, const wx_strategy *st
         }
     }
     wx_proc_end end;
-    wx_proc_finish(&p, g_interrupted || timed_out || lost, timed_out, &end);
+    wx_proc_finish(&proc, g_interrupted || timed_out || lost, timed_out, &end);
     if (g_interrupted)
         return;
 
@@ -200,31 +336,255 @@ static void run_pair(run_state *rs, const wx_scenario *sc, const wx_strategy *st
         fprintf(stderr, "\nwxbench: %s; stopping\n", io_why);
         snprintf(rs->meta.stopped, sizeof rs->meta.stopped, "%s", io_why);
         rs->stop = 1;
-        return;
     } else if (lost) {
         snprintf(reason, sizeof reason, "stopped: the child could no longer be watched (poll/read: %s) while "
                  "measuring variant %s", strerror(lost), where);
-        parent_row(rs, sc, st, &last.c, last.core_class, last.repetition, WX_FAILED, reason);
+        parent_row(rs, p, &last.c, last.core_class, last.repetition, WX_FAILED, reason);
     } else if (timed_out) {
         snprintf(reason, sizeof reason, "exceeded the per-child limit of %d s while measuring variant %s",
                  o->timeout_s, where);
-        parent_row(rs, sc, st, &last.c, last.core_class, last.repetition, WX_TIMEOUT, reason);
+        parent_row(rs, p, &last.c, last.core_class, last.repetition, WX_TIMEOUT, reason);
     } else if (end.how == WX_PROC_SIGNALED) {
         snprintf(reason, sizeof reason, "%s while measuring variant %s", end.why, where);
-        parent_row(rs, sc, st, &last.c, last.core_class, last.repetition, WX_CRASHED, reason);
+        parent_row(rs, p, &last.c, last.core_class, last.repetition, WX_CRASHED, reason);
     } else if (end.how != WX_PROC_EXITED || end.code != 0) {
         snprintf(reason, sizeof reason, "child %s while measuring variant %s", end.why, where);
-        parent_row(rs, sc, st, &last.c, last.core_class, last.repetition, WX_FAILED, reason);
+        parent_row(rs, p, &last.c, last.core_class, last.repetition, WX_FAILED, reason);
     }
-    double secs = (double)(wx_now_ns() - t0) / 1e9;
-    double all = (double)(wx_now_ns() - t_start) / 1e9;
-    const wx_counts *now = &rs->meta.rows;
-    fprintf(stderr, "%5.1f s  (total %6.1f s)  ok %ld", secs, all, now->n[WX_OK] - before.n[WX_OK]);
+    uint64_t now = wx_now_ns();
+    const wx_counts *c = &rs->meta.rows;
+    long ok = c->n[WX_OK] - before.n[WX_OK], other = 0;
+    for (int s = WX_UNSUPPORTED; s < WX_NSTATUS; s++)
+        other += c->n[s] - before.n[s];
+    process_row(rs, j, pid, (double)(t0 - rs->t_start) / 1e9, (double)(now - t0) / 1e9,
+                timed_out ? "timeout" : end.why, ok, other);
+    fprintf(stderr, "%5.2f s  (total %6.1f s)  ok %ld", (double)(now - t0) / 1e9, (double)(now - rs->t_start) / 1e9,
+            ok);
     static const char *const loud[WX_NSTATUS] = {"ok", "unsupported", "FAILED", "CRASHED", "TIMEOUT"};
     for (int s = WX_UNSUPPORTED; s < WX_NSTATUS; s++)
-        if (now->n[s] > before.n[s])
-            fprintf(stderr, "  %s %ld", loud[s], now->n[s] - before.n[s]);
+        if (c->n[s] > before.n[s])
+            fprintf(stderr, "  %s %ld", loud[s], c->n[s] - before.n[s]);
     fputc('\n', stderr);
+}
+
+/* In a child: a strategy's supported() (a check must not take wxbench
+ * down); writes the reason, exits 0 when supported. */
+static int supported_child(void *arg, int fd)
+{
+    char why[WX_REASON_LEN] = "";
+    int sup = wx_strategy_supported(arg, why, sizeof why);
+    if (write(fd, why, strlen(why)) < 0)
+        return 3;
+    return sup ? 0 : 1;
+}
+
+/* The pairs o selects, each strategy's support checked once in a child. */
+static int make_pairs(run_state *rs)
+{
+    const wx_options *o = rs->o;
+    size_t ns = wx_strategy_count();
+    int *sup = calloc(ns + 1, sizeof *sup);
+    rs->pairs = calloc((size_t)WX_MAX_SELECTED * (ns + 1) + 1, sizeof *rs->pairs);
+    if (!sup || !rs->pairs) {
+        free(sup);
+        return ENOMEM;
+    }
+    for (size_t k = 0; k < ns; k++) {
+        if (!wx_options_selected(o, wx_strategies[k]))
+            continue;
+        char why[WX_REASON_LEN];
+        wx_proc_end end;
+        (void)wx_proc_call(supported_child, (void *)wx_strategies[k], why, sizeof why - 1, 30000, &end);
+        sup[k] = end.how == WX_PROC_EXITED && end.code == 0;
+    }
+    for (int s = 0; o->scenarios[s]; s++) {
+        const wx_scenario *sc = o->scenarios[s];
+        if (sc->strategy_free) {
+            if (wx_options_selected(o, &wx_no_strategy))
+                rs->pairs[rs->npairs++] = (pair){sc, &wx_no_strategy, 1, 0};
+            continue;
+        }
+        for (size_t k = 0; k < ns; k++)
+            if (wx_options_selected(o, wx_strategies[k]))
+                rs->pairs[rs->npairs++] = (pair){sc, wx_strategies[k], sup[k], 0};
+    }
+    free(sup);
+    return 0;
+}
+
+/* --target-ci: the pairs some of whose configurations' 95% intervals of the
+ * median are wider than asked (or still too few to have one) get one more
+ * repetition each, shuffled, until none is left, or a pair reaches the cap,
+ * or the budget is spent. */
+static int pair_needs_more(const run_state *rs, size_t p)
+{
+    for (size_t i = 0; i < rs->results.n; i++) {
+        const wx_config *c = &rs->results.c[i];
+        if (c->pair != p || c->n == 0)
+            continue;
+        wx_median_ci m;
+        wx_results_ci(c, &m);
+        double half = m.median > 0 ? 100 * (m.high - m.median > m.median - m.low ? m.high - m.median
+                                                                                  : m.median - m.low) / m.median
+                                   : 0;
+        if (!m.exact95 || half > rs->o->target_ci)
+            return 1;
+    }
+    return 0;
+}
+
+static void run_target_ci(run_state *rs)
+{
+    const uint64_t budget_end = wx_now_ns() + (uint64_t)WX_TARGET_CI_BUDGET_S * 1000000000ull;
+    for (;;) {
+        size_t from = rs->njobs;
+        for (size_t p = 0; p < rs->npairs; p++)
+            if (rs->pairs[p].supported && rs->pairs[p].scheduled < WX_TARGET_CI_MAX_REPETITIONS &&
+                pair_needs_more(rs, p))
+                add_job(rs, p);
+        if (rs->njobs == from)
+            return;
+        if (!rs->o->no_interleave)
+            shuffle_from(rs, from);
+        for (; rs->done < rs->njobs && !g_interrupted && !rs->stop; rs->done++) {
+            if (wx_now_ns() > budget_end) {
+                snprintf(rs->meta.target_ci_note, sizeof rs->meta.target_ci_note,
+                         "stopped at the time budget of %d s", WX_TARGET_CI_BUDGET_S);
+                rs->njobs = rs->done;
+                return;
+            }
+            run_job(rs, &rs->jobs[rs->done]);
+        }
+        if (g_interrupted || rs->stop)
+            return;
+    }
+}
+
+/* target_ci.csv: every configuration, its interval, and whether it got
+ * within the target. */
+static void write_target_ci(run_state *rs)
+{
+    static const char header[] = "scenario,strategy,variant,threads,victims,size_bytes,batch,core_class,n,median,"
+                                 "ci_low,ci_high,half_width_pct,reached\n";
+    long missed = 0;
+    for (size_t i = 0; i < rs->results.n; i++) {
+        const wx_config *c = &rs->results.c[i];
+        if (c->n == 0)
+            continue;
+        wx_median_ci m;
+        wx_results_ci(c, &m);
+        double half = m.median > 0 ? 100 * (m.high - m.median > m.median - m.low ? m.high - m.median
+                                                                                  : m.median - m.low) / m.median
+                                   : 0;
+        int reached = m.exact95 && half <= rs->o->target_ci;
+        missed += !reached;
+        char f[12][48];
+        snprintf(f[0], sizeof f[0], "%d", c->threads);
+        snprintf(f[1], sizeof f[1], "%d", c->victims);
+        snprintf(f[2], sizeof f[2], "%llu", (unsigned long long)c->size_bytes);
+        snprintf(f[3], sizeof f[3], "%d", c->batch);
+        snprintf(f[4], sizeof f[4], "%zu", m.n);
+        snprintf(f[5], sizeof f[5], "%.6g", m.median);
+        snprintf(f[6], sizeof f[6], "%.6g", m.low);
+        snprintf(f[7], sizeof f[7], "%.6g", m.high);
+        snprintf(f[8], sizeof f[8], "%.2f", half);
+        const char *fields[] = {c->scenario, c->strategy, c->variant, f[0], f[1], f[2], f[3], c->core_class,
+                                f[4], f[5], f[6], f[7], f[8], reached ? "yes" : "no"};
+        char *line = wx_csv_line(fields, 14);
+        char why[WX_REASON_LEN];
+        if (!line || wx_side_csv_append(rs->dir, "target_ci.csv", header, line, why, sizeof why) != 0) {
+            fprintf(stderr, "wxbench: cannot append to %s/target_ci.csv\n", rs->dir);
+            free(line);
+            break;
+        }
+        free(line);
+    }
+    rs->meta.target_ci_missed = missed;
+    fprintf(stderr, "wxbench: --target-ci %g%%: %ld configuration%s did not get there (target_ci.csv)\n",
+            rs->o->target_ci, missed, missed == 1 ? "" : "s");
+}
+
+/* gb.json beside results.csv; on stdout and in --benchmark_out too where
+ * asked. */
+static int write_gb(run_state *rs)
+{
+    char path[4200], tmp[4300], host[256] = "";
+    snprintf(path, sizeof path, "%s/gb.json", rs->dir);
+    snprintf(tmp, sizeof tmp, "%s/.gb.json.tmp", rs->dir);
+    gethostname(host, sizeof host - 1);
+    wx_gb_context ctx = {
+        .date = rs->meta.date, .host_name = host, .executable = rs->o->argv[0], .num_cpus = rs->m.ncpu,
+        .library_version = wxgb_version(), .wxbench_version = WX_VERSION, .machine = rs->m.slug,
+        .chip = rs->m.chip,
+    };
+    if (getloadavg(ctx.load_avg, 3) != 3)
+        ctx.load_avg[0] = ctx.load_avg[1] = ctx.load_avg[2] = 0;
+    FILE *f = fopen(tmp, "w");
+    int e = f ? 0 : errno;
+    if (f) {
+        wx_results_write_gb(&rs->results, &ctx, f);
+        e = ferror(f) ? EIO : 0;
+        if (fclose(f) != 0 && e == 0)
+            e = errno;
+        if (e == 0 && rename(tmp, path) != 0)
+            e = errno;
+        if (e != 0)
+            unlink(tmp);
+    }
+    if (e != 0) {
+        fprintf(stderr, "wxbench: cannot write %s: %s\n", path, strerror(e));
+        return e;
+    }
+    if (rs->o->gb_json_stdout) {
+        fflush(stdout);
+        wx_results_write_gb(&rs->results, &ctx, stdout);
+        fflush(stdout);
+    }
+    if (rs->o->gb_out) {
+        FILE *g = fopen(rs->o->gb_out, "w");
+        if (g)
+            wx_results_write_gb(&rs->results, &ctx, g);
+        if (!g || fclose(g) != 0) {
+            fprintf(stderr, "wxbench: cannot write %s (--benchmark_out): %s\n", rs->o->gb_out, strerror(errno));
+            return EIO;
+        }
+    }
+    return 0;
+}
+
+/* The machine's state before timing: runnable tasks that are not ours
+ * (sampled 20 times over 200 ms; the median) and the load average. */
+static void check_environment(run_state *rs)
+{
+    wx_meta *m = &rs->meta;
+    int samples[20], n = 0;
+    for (int i = 0; i < 20; i++) {
+        int r = wx_runnable_tasks();
+        if (r >= 0)
+            samples[n++] = r;
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+    for (int a = 1; a < n; a++)
+        for (int b = a; b > 0 && samples[b - 1] > samples[b]; b--) {
+            int t = samples[b];
+            samples[b] = samples[b - 1];
+            samples[b - 1] = t;
+        }
+    m->runnable_not_ours = n ? samples[n / 2] - 1 : -1; /* this process is one of them */
+    if (getloadavg(m->load, 3) != 3)
+        m->load[0] = m->load[1] = m->load[2] = -1;
+    int cpus = rs->m.ncpu_allowed > 0 ? rs->m.ncpu_allowed : 1;
+    m->busy = m->runnable_not_ours >= 1 || m->load[0] >= 0.5 * cpus;
+    if (m->busy) {
+        snprintf(m->busy_warning, sizeof m->busy_warning,
+                 "the machine is busy: %d runnable task%s that %s not wxbench, load average %.2f over the last "
+                 "minute on %d CPU%s; timings will scatter more than on an idle machine (compare only within one "
+                 "run, and see the noise summary)",
+                 m->runnable_not_ours, m->runnable_not_ours == 1 ? "" : "s",
+                 m->runnable_not_ours == 1 ? "is" : "are", m->load[0], cpus, cpus == 1 ? "" : "s");
+        fprintf(stderr, "wxbench: warning: %s\n", m->busy_warning);
+    }
 }
 
 int wx_run_all(const wx_options *o)
@@ -232,6 +592,7 @@ int wx_run_all(const wx_options *o)
     static run_state rs;
     memset(&rs, 0, sizeof rs);
     rs.o = o;
+    rs.rng = o->seed;
     wx_machine_describe(&rs.m);
     if (o->out) {
         snprintf(rs.dir, sizeof rs.dir, "%s", o->out);
@@ -269,13 +630,23 @@ int wx_run_all(const wx_options *o)
     size_t nstrat = wx_strategy_count();
     rs.audits = calloc(nstrat + 1, sizeof *rs.audits);
     rs.audited = calloc(nstrat + 1, sizeof *rs.audited);
-    if (!rs.audits || !rs.audited) {
+    if (!rs.audits || !rs.audited || make_pairs(&rs) != 0) {
         fprintf(stderr, "wxbench: out of memory\n");
         return WX_EXIT_FAILURES;
     }
+    /* The schedule. */
+    for (size_t p = 0; p < rs.npairs; p++)
+        for (int k = 0; k < (rs.pairs[p].supported ? o->repetitions : 1); k++)
+            if (add_job(&rs, p) != 0) {
+                fprintf(stderr, "wxbench: out of memory\n");
+                return WX_EXIT_FAILURES;
+            }
+    if (!o->no_interleave)
+        shuffle_from(&rs, 0);
 
     /* The CPU each child pins its measuring thread to. */
     rs.meta.measuring_cpu = wx_cpu_for_index(0);
+    check_environment(&rs);
     if (wx_meta_write(&rs.meta) != 0)
         return WX_EXIT_USAGE;
 
@@ -287,36 +658,25 @@ int wx_run_all(const wx_options *o)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL); /* a closed terminal: keep the rows, mark the run interrupted */
 
-    /* The pairs to run. */
-    int total = 0;
-    for (int s = 0; o->scenarios[s]; s++) {
-        if (o->scenarios[s]->strategy_free)
-            total += wx_options_selected(o, &wx_no_strategy);
-        else
-            for (size_t k = 0; wx_strategies[k]; k++)
-                total += wx_options_selected(o, wx_strategies[k]);
-    }
-    fprintf(stderr, "wxbench %s: %d runs on %s (%s); results -> %s\n", WX_VERSION, total, rs.m.slug, rs.m.chip,
-            path);
+    fprintf(stderr, "wxbench %s: %zu pairs, %zu processes (seed %llu%s) on %s (%s); results -> %s\n", WX_VERSION,
+            rs.npairs, rs.njobs, (unsigned long long)o->seed, o->no_interleave ? ", not interleaved" : "",
+            rs.m.slug, rs.m.chip, path);
 
-    uint64_t t_start = wx_now_ns();
-    int index = 0;
-    for (int s = 0; o->scenarios[s] && !g_interrupted && !rs.stop; s++) {
-        const wx_scenario *sc = o->scenarios[s];
-        if (sc->strategy_free) {
-            if (wx_options_selected(o, &wx_no_strategy))
-                run_pair(&rs, sc, &wx_no_strategy, ++index, total, t_start);
-            continue;
-        }
-        for (size_t k = 0; wx_strategies[k] && !g_interrupted && !rs.stop; k++)
-            if (wx_options_selected(o, wx_strategies[k]))
-                run_pair(&rs, sc, wx_strategies[k], ++index, total, t_start);
+    rs.t_start = wx_now_ns();
+    for (; rs.done < rs.njobs && !g_interrupted && !rs.stop; rs.done++)
+        run_job(&rs, &rs.jobs[rs.done]);
+    if (o->target_ci > 0 && !g_interrupted && !rs.stop) {
+        run_target_ci(&rs);
+        if (!g_interrupted)
+            write_target_ci(&rs);
     }
-    rs.meta.elapsed_s = (double)(wx_now_ns() - t_start) / 1e9;
+    rs.meta.elapsed_s = (double)(wx_now_ns() - rs.t_start) / 1e9;
+    rs.meta.processes = (long)rs.done;
     close(rs.csv_fd);
     long rows = 0;
     for (int s = 0; s < WX_NSTATUS; s++)
         rows += rs.meta.rows.n[s];
+    int gb_err = write_gb(&rs);
 
     if (g_interrupted) {
         rs.meta.interrupted = 1;
@@ -327,12 +687,20 @@ int wx_run_all(const wx_options *o)
     rs.meta.finished = !rs.stop;
     int meta_err = wx_meta_write(&rs.meta);
     const long *n = rs.meta.rows.n;
-    fprintf(stderr, "wxbench: %.1f s; rows: %ld ok, %ld unsupported, %ld failed, %ld crashed, %ld timeout\n",
-            rs.meta.elapsed_s, n[WX_OK], n[WX_UNSUPPORTED], n[WX_FAILED], n[WX_CRASHED], n[WX_TIMEOUT]);
+    fprintf(stderr, "wxbench: %.1f s, %ld processes; rows: %ld ok, %ld unsupported, %ld failed, %ld crashed, "
+                    "%ld timeout\n",
+            rs.meta.elapsed_s, rs.meta.processes, n[WX_OK], n[WX_UNSUPPORTED], n[WX_FAILED], n[WX_CRASHED],
+            n[WX_TIMEOUT]);
     if (rs.stop)
         fprintf(stderr, "wxbench: the run stopped early: %s (%ld complete rows kept in %s)\n", rs.meta.stopped,
                 rows, path);
-    printf("results: %s/results.csv\nmeta:    %s/meta.json\n", rs.dir, rs.dir);
-    return (n[WX_FAILED] || n[WX_CRASHED] || n[WX_TIMEOUT] || rs.stop || meta_err) ? WX_EXIT_FAILURES
-                                                                                     : WX_EXIT_OK;
+    if (rs.meta.busy)
+        fprintf(stderr, "wxbench: warning: %s\n", rs.meta.busy_warning);
+    /* On stdout only when stdout is not Google Benchmark's JSON document. */
+    if (!o->gb_json_stdout)
+        printf("results: %s/results.csv\nmeta:    %s/meta.json\n", rs.dir, rs.dir);
+    else
+        fprintf(stderr, "results: %s/results.csv\nmeta:    %s/meta.json\n", rs.dir, rs.dir);
+    return (n[WX_FAILED] || n[WX_CRASHED] || n[WX_TIMEOUT] || rs.stop || meta_err || gb_err) ? WX_EXIT_FAILURES
+                                                                                            : WX_EXIT_OK;
 }

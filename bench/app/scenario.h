@@ -77,6 +77,7 @@ typedef struct wx_job {
     const wx_run *run;       /* the run */
     int thread;              /* this worker's index, 0..c->threads-1 */
     int repetition;          /* 1..repetitions: the row this measurement becomes */
+    int warmup;              /* 1 in the untimed warm-up pass of a fixed-count case: record nothing */
     const char *core_class;  /* "P", "E" (Apple silicon) or "any": the row's core_class */
     void *state;             /* kernel->state_size bytes, zeroed, this thread's own */
     void *shared;            /* kernel->shared_size bytes, zeroed, one per case for all its threads */

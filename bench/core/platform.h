@@ -49,6 +49,9 @@ int wx_cpu_for_index(int index);
 int wx_current_cpu(void);
 /* Number of CPUs this process may run on. */
 int wx_cpus_allowed(void);
+/* Tasks runnable on the machine right now, this one included (Linux: procs_running
+ * of /proc/stat); -1 where the OS does not say. */
+int wx_runnable_tasks(void);
 
 /* How wx_pin_thread places threads here, for meta.json (one sentence). */
 const char *wx_pin_method(void);

@@ -302,6 +302,20 @@ int wx_pin_thread(int index, char *why, size_t len)
     return cpu;
 }
 
+int wx_runnable_tasks(void)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return -1;
+    char line[256];
+    int n = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "procs_running %d", &n) == 1)
+            break;
+    fclose(f);
+    return n;
+}
+
 int wx_current_cpu(void)
 {
     return sched_getcpu();

@@ -114,6 +114,11 @@ static int perflevels(perflevel out[2])
  * Where threads run: QoS core classes and CPU numbers
  * --------------------------------------------------------------------- */
 
+int wx_runnable_tasks(void)
+{
+    return -1; /* macOS has no count of runnable tasks short of walking every task */
+}
+
 int wx_current_cpu(void)
 {
     size_t cpu = 0;
