@@ -5,6 +5,7 @@
 #   make test             build and run every test; ends with "N passed, N failed"
 #   make deps             check (and install, or say how to install) what the build needs
 #   make test-cross       aarch64 Linux under qemu, macOS compile-and-link checks with zig
+#   make aa               two quick runs back to back: this machine's false-positive rate and noise floor
 #   make clean
 #
 # Personal overrides go in local.mk (git-ignored).
@@ -64,7 +65,7 @@ ARGS ?=
 BENCH_FLAGS := $(if $(filter-out 0,$(QUICK)),--quick) $(if $(SCENARIO),--scenario $(SCENARIO)) \
                $(if $(STRATEGY),--strategy $(STRATEGY)) $(ARGS)
 
-.PHONY: all bench test deps deps-build deps-test deps-bench clean warnings sanitize unit
+.PHONY: all bench test deps deps-build deps-test deps-bench clean warnings sanitize unit aa
 .DEFAULT_GOAL := all
 
 all: $(B)/wxbench
@@ -137,6 +138,19 @@ endif
 test: deps-test
 	@$(MAKE) --no-print-directory all $(B)/wxbench-test $(B)/unit_tests
 	@tests/run.sh
+
+# A/A: two quick runs of the same binary back to back, compared as compare.py
+# compares runs: how often this machine calls a difference where there is none,
+# and the smallest difference it can resolve. AA_REPS processes per configuration.
+AA_REPS ?= 8
+AA_DIR = build/aa/$(shell date -u +%Y%m%dT%H%M%SZ)
+aa: deps-bench
+	@$(MAKE) --no-print-directory all
+	@d=$(AA_DIR); $(B)/wxbench --quick --repetitions $(AA_REPS) $(if $(SCENARIO),--scenario $(SCENARIO)) \
+	  $(if $(STRATEGY),--strategy $(STRATEGY)) --out $$d/a >/dev/null && \
+	  $(B)/wxbench --quick --repetitions $(AA_REPS) $(if $(SCENARIO),--scenario $(SCENARIO)) \
+	  $(if $(STRATEGY),--strategy $(STRATEGY)) --out $$d/b >/dev/null && \
+	  $(PYTHON) scripts/aa.py $$d/a $$d/b --out $$d
 
 # Both compilers, warnings as errors.
 warnings:

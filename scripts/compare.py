@@ -1,26 +1,27 @@
 #!/usr/bin/python3
-"""Compare wxbench runs across machines: headline metrics side by side, and each
-machine's ratio to a base machine with a bootstrap interval and a Mann-Whitney U test.
+"""Compare wxbench runs: every configuration present in both a base run and
+another run, with a verdict that survives an A/A test, and the headline metrics
+side by side.
 
 Usage:
     compare.py [RUN_DIR ...] [--base MACHINE] [--data DATA_DIR] [--out DIR]
+               [--scenario a,b] [--strategy x,y] [--variant v,w] [--min-effect PCT]
 
 With no RUN_DIR, the latest run of each machine under DATA_DIR (default data/) is
 used: the lexicographically greatest run directory name, i.e. the newest UTC
-timestamp. Writes compare.md, compare.html (self-contained), compare.csv and one PNG
-per metric to plots/compare/<base>_vs_<other>.../ unless --out is given.
+timestamp. The first run (or --base) is the base; each other run is compared with
+it. Writes to plots/compare/<base>_vs_<other>.../ unless --out is given:
 
-Statistics (stated in the output too):
-- ratio = metric on the machine / metric on the base machine, each metric a median
-  over ok repetitions (for ns metrics, > 1 means slower than the base);
-- 95% interval: percentile bootstrap, RESAMPLES resamples of each machine's
-  repetitions (with replacement, each machine separately), the ratio of the
-  resampled medians, 2.5th and 97.5th percentiles; the random generator is seeded
-  from the metric, strategy and machine names, so output is reproducible;
-- p: two-sided Mann-Whitney U test of the two machines' repetitions, normal
-  approximation with tie correction and continuity correction (n/a for a metric that
-  is itself a ratio of two configurations, like contention scaling);
-- "not significant" when the interval contains 1 or p >= 0.05.
+- compare.csv, one row per configuration in both runs:
+  scenario,strategy,variant,threads,victims,size_bytes,batch,core_class,
+  base_median,median,ratio,ci_low,ci_high,p_value,n_base,n,verdict
+  (with more than one other run: compare.csv for the first, compare_vs_<run>.csv
+  for each of the others);
+- compare.md and compare.html (self-contained): the verdicts, a geometric-mean
+  summary per scenario and strategy, the configurations found faster or slower,
+  and the headline metrics (compare_headline.csv, one PNG per metric).
+
+Statistics and verdicts: scripts/wxstats.py (stated in the output too).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import plot  # noqa: E402  (also selects the Agg backend)
 import wxdata  # noqa: E402
+import wxstats  # noqa: E402
 from report import Cell, Doc  # noqa: E402
 from wxdata import fmt_sig, fmt_value  # noqa: E402
 
@@ -62,54 +64,12 @@ METHOD = [
 
 
 # ---------------------------------------------------------------------------
-# Statistics
+# Statistics (scripts/wxstats.py)
 
-
-def ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks, ties given the mean of the ranks they span."""
-    order = np.argsort(values, kind="mergesort")
-    ranked = np.empty(len(values), dtype=float)
-    sorted_vals = values[order]
-    i = 0
-    while i < len(values):
-        j = i
-        while j + 1 < len(values) and sorted_vals[j + 1] == sorted_vals[i]:
-            j += 1
-        ranked[order[i:j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    return ranked
-
-
-def mann_whitney_u(x, y) -> tuple[float, float]:
-    """Two-sided Mann-Whitney U test: (U of x, p-value).
-
-    Normal approximation: mean n1*n2/2, variance n1*n2/12 * ((N+1) - sum(t^3 - t)/(N(N-1)))
-    over groups of t tied values, and a continuity correction of 0.5. When every value is
-    tied the variance is 0 and p is 1."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    n1, n2 = len(x), len(y)
-    if n1 == 0 or n2 == 0:
-        raise ValueError("both samples need values")
-    both = np.concatenate([x, y])
-    r = ranks(both)
-    u1 = float(r[:n1].sum() - n1 * (n1 + 1) / 2)
-    n = n1 + n2
-    _, counts = np.unique(both, return_counts=True)
-    ties = float(((counts ** 3) - counts).sum())
-    var = n1 * n2 / 12 * ((n + 1) - ties / (n * (n - 1)))
-    if var <= 0:
-        return u1, 1.0
-    z = max(abs(u1 - n1 * n2 / 2) - 0.5, 0.0) / math.sqrt(var)
-    return u1, float(math.erfc(z / math.sqrt(2)))
-
-
-def seed_for(*names: str) -> int:
-    return SEED ^ zlib.crc32("\0".join(names).encode())
-
-
-def bootstrap_medians(samples: np.ndarray, rng: np.random.Generator, resamples: int) -> np.ndarray:
-    idx = rng.integers(0, len(samples), size=(resamples, len(samples)))
-    return np.median(samples[idx], axis=1)
+ranks = wxstats.ranks
+mann_whitney_u = wxstats.mann_whitney_u
+seed_for = wxstats.seed_for
+bootstrap_medians = wxstats.bootstrap_medians
 
 
 def bootstrap_ratio(metric: wxdata.Metric, base: list, other: list, seed: int,
@@ -292,13 +252,17 @@ def value_cell(v: wxdata.MetricValue | None, unit: str) -> Cell:
     return Cell(text, "num", f"{v.n} ok repetitions")
 
 
-def build(sides: list[Side], base: Side, out: Path) -> tuple[Doc, list[Ratio]]:
+def build(sides: list[Side], base: Side, out: Path, per_other=(), min_effect: float = wxstats.MIN_EFFECT
+          ) -> tuple[Doc, list[Ratio]]:
     others = [s for s in sides if s is not base]
     strategies = sorted({st for s in sides for st in s.headline}, key=wxdata.strategy_key)
     doc = Doc(out)
     doc.h(1, "wxbench comparison — " + ", ".join(s.label for s in sides))
-    doc.p(f"Base machine: {base.label}.")
+    doc.p(f"Base: {base.label}.")
     doc.ul([s.describe for s in sides])
+    for o, rows in per_other:
+        configs_section(doc, base, o, rows, min_effect)
+    doc.h(2, "Headline metrics")
     ratios: list[Ratio] = []
     for metric in wxdata.HEADLINE:
         rows = []
@@ -316,7 +280,7 @@ def build(sides: list[Side], base: Side, out: Path) -> tuple[Doc, list[Ratio]]:
                              Cell(r.verdict, "" if r.significant else "missing")])
         if not rows:
             continue
-        doc.h(2, metric.title)
+        doc.h(3, metric.title)
         doc.p(metric.definition + ".")
         png = metric_figure(metric, sides, strategies, out)
         if png:
@@ -324,13 +288,110 @@ def build(sides: list[Side], base: Side, out: Path) -> tuple[Doc, list[Ratio]]:
         doc.table(["strategy", "machine", f"base ({base.label})", "machine's value", "ratio", "95% interval",
                    "p (Mann-Whitney)", "verdict"], rows)
     doc.h(2, "Method")
+    doc.p("Every configuration:")
+    doc.ul([line.strip() for line in wxstats.__doc__.split("Comparing a configuration")[1].split("\n- ")[1:]]
+           + [f"minimum effect: {min_effect:.0%}"])
+    doc.p("Headline metrics:")
     doc.ul(METHOD + [wxdata.HEADLINE_RULE,
                      "Machines with P and E cores are compared on P cores; † marks a value whose configuration "
                      "had some repetitions not ok (median of the ok ones)."])
     return doc, ratios
 
 
-def write_csv(path: Path, ratios: list[Ratio]):
+# ---------------------------------------------------------------------------
+# Every configuration of two runs
+
+COMPARE_COLUMNS = ("scenario", "strategy", "variant", "threads", "victims", "size_bytes", "batch", "core_class",
+                   "base_median", "median", "ratio", "ci_low", "ci_high", "p_value", "n_base", "n", "verdict")
+
+
+@dataclass
+class ConfigComparison:
+    key: tuple          # wxdata.CONFIG_FIELDS values
+    label: str
+    cmp: wxstats.Comparison
+
+
+def _pick(values: str | None) -> set | None:
+    return set(v for v in values.split(",") if v) if values else None
+
+
+def compare_configs(base: Side, other: Side, only: dict, min_effect: float) -> list[ConfigComparison]:
+    """Every configuration present in both runs (and matching the filters), compared."""
+    a = {c.key: c for c in base.run.configs}
+    b = {c.key: c for c in other.run.configs}
+    out = []
+    for key, ca in a.items():
+        cb = b.get(key)
+        if cb is None:
+            continue
+        if any(want is not None and getattr(ca, f) not in want for f, want in only.items()):
+            continue
+        name = "/".join(str(k) for k in key)
+        out.append(ConfigComparison(key, ca.label(), wxstats.compare(ca.values(), cb.values(), name, min_effect)))
+    order = {k: i for i, k in enumerate(a)}
+    out.sort(key=lambda c: (c.key[0], wxdata.strategy_key(c.key[1]), order[c.key]))
+    return out
+
+
+def write_compare_csv(path: Path, rows: list[ConfigComparison]):
+    def num(v):
+        return "" if v is None else repr(v)
+
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(COMPARE_COLUMNS)
+        for r in rows:
+            c = r.cmp
+            w.writerow(["" if k is None else k for k in r.key] +
+                       [num(c.base_median), num(c.median), num(c.ratio), num(c.ci_low), num(c.ci_high),
+                        num(c.p_value), c.n_base, c.n, c.verdict])
+
+
+def verdict_counts(rows: list[ConfigComparison]) -> dict:
+    counts = {v: 0 for v in wxstats.VERDICTS}
+    for r in rows:
+        counts[r.cmp.verdict] += 1
+    return counts
+
+
+def configs_section(doc: Doc, base: Side, other: Side, rows: list[ConfigComparison], min_effect: float):
+    counts = verdict_counts(rows)
+    compared = len(rows) - counts["missing"]
+    doc.h(2, f"{other.label} against {base.label}: every configuration")
+    doc.p(f"{len(rows)} configurations in both runs, {compared} with ok values in both: "
+          + ", ".join(f"{counts[v]} {v}" for v in wxstats.VERDICTS) + ".")
+    flagged = counts["faster"] + counts["slower"]
+    if compared:
+        doc.p(f"{flagged} of {compared} ({flagged / compared:.1%}) are called faster or slower. Two runs of the same "
+              "binary on the same machine should stay at or below 5% (run `make aa` to measure this machine).")
+    # geometric-mean summary per scenario and strategy
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r.key[0], r.key[1]), []).append(r)
+    table = []
+    for (scenario, strategy), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], wxdata.strategy_key(kv[0][1]))):
+        g = wxstats.geomean(r.cmp.ratio for r in rs)
+        c = verdict_counts(rs)
+        table.append([scenario, strategy, Cell(f"{fmt_sig(g)}×" if g else "—", "num"), len(rs),
+                      Cell(str(c["slower"]), "num"), Cell(str(c["faster"]), "num"), Cell(str(c["same"]), "num"),
+                      Cell(str(c["noisy"]), "num"), Cell(str(c["missing"]), "num")])
+    doc.h(3, "Geometric mean of the ratios, per scenario and strategy")
+    doc.table(["scenario", "strategy", "geomean ratio", "configurations", "slower", "faster", "same", "noisy",
+               "missing"], table)
+    moved = [r for r in rows if r.cmp.verdict in ("faster", "slower")]
+    doc.h(3, "Configurations found faster or slower")
+    if not moved:
+        doc.p(f"None: no configuration differs by {min_effect:.0%} or more beyond its noise.")
+    else:
+        doc.table(["configuration", "base", other.label, "ratio", "95% interval", "p", "verdict"],
+                  [[r.label, Cell(plot.fmt_ns(r.cmp.base_median), "num"), Cell(plot.fmt_ns(r.cmp.median), "num"),
+                    Cell(f"{fmt_sig(r.cmp.ratio)}×", "num"),
+                    Cell(f"{fmt_sig(r.cmp.ci_low)} – {fmt_sig(r.cmp.ci_high)}", "num"),
+                    Cell(f"{r.cmp.p_value:.3g}", "num"), r.cmp.verdict] for r in moved])
+
+
+def write_headline_csv(path: Path, ratios: list[Ratio]):
     with open(path, "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(["metric", "strategy", "base", "machine", "base_value", "value", "unit", "ratio", "ci_low",
@@ -353,7 +414,16 @@ def main(argv=None) -> int:
     ap.add_argument("--base", metavar="MACHINE", help="machine the others are divided by (default: the first)")
     ap.add_argument("--data", default="data", metavar="DATA_DIR", help="where to find runs (default: data)")
     ap.add_argument("--out", metavar="DIR", help="output folder (default: plots/compare/<machines>)")
+    ap.add_argument("--scenario", help="only these scenarios (comma-separated)")
+    ap.add_argument("--strategy", help="only these strategies (comma-separated)")
+    ap.add_argument("--variant", help="only these variants (comma-separated)")
+    ap.add_argument("--min-effect", type=float, default=wxstats.MIN_EFFECT * 100, metavar="PCT",
+                    help=f"smallest difference called faster or slower (default {wxstats.MIN_EFFECT:.0%})")
     args = ap.parse_args(argv)
+    if not 0 < args.min_effect < 100:
+        raise wxdata.DataError(f"--min-effect {args.min_effect}: needs a percentage between 0 and 100")
+    min_effect = args.min_effect / 100
+    only = {"scenario": _pick(args.scenario), "strategy": _pick(args.strategy), "variant": _pick(args.variant)}
     if args.runs:
         paths = [Path(p) for p in args.runs]
     else:
@@ -374,12 +444,23 @@ def main(argv=None) -> int:
     sides = [base] + [s for s in sides if s is not base]
     out = Path(args.out) if args.out else default_out(sides, args.data, bool(args.runs))
     out.mkdir(parents=True, exist_ok=True)
-    doc, ratios = build(sides, base, out)
+    per_other = [(o, compare_configs(base, o, only, min_effect)) for o in sides if o is not base]
+    doc, ratios = build(sides, base, out, per_other, min_effect)
     (out / "compare.md").write_text(doc.markdown(), encoding="utf-8")
     (out / "compare.html").write_text(doc.html("wxbench comparison"), encoding="utf-8")
-    write_csv(out / "compare.csv", ratios)
-    print(f"wrote {out}/compare.html, compare.md, compare.csv and {len(list(out.glob('compare_*.png')))} figures")
-    for name in ("compare.html", "compare.md", "compare.csv"):
+    write_headline_csv(out / "compare_headline.csv", ratios)
+    names = []
+    for k, (o, rows) in enumerate(per_other):
+        name = "compare.csv" if k == 0 else f"compare_vs_{slug(o.label)}.csv"
+        write_compare_csv(out / name, rows)
+        names.append(name)
+        c = verdict_counts(rows)
+        compared = len(rows) - c["missing"]
+        print(f"{o.label} vs {base.label}: {compared} configurations compared: "
+              + ", ".join(f"{c[v]} {v}" for v in wxstats.VERDICTS), file=sys.stderr)
+    print(f"wrote {out}/compare.html, compare.md, {', '.join(names)}, compare_headline.csv and "
+          f"{len(list(out.glob('compare_*.png')))} figures")
+    for name in ["compare.html", "compare.md"] + names:
         print(out / name)
     return 0
 

@@ -7,7 +7,8 @@ Usage:
 
 RUN_DIR is data/<machine>/<run>; figures go to plots/<machine>/<run>/ unless --out
 is given (required when RUN_DIR is not under a data/ folder). Every point is the
-median of the ok repetitions of one configuration with min-max whiskers. Rows that
+median of the ok repetitions (each a process of its own) of one configuration with its
+95% interval as whiskers (min-max where there are fewer than 6 processes). Rows that
 are not ok (unsupported, failed, crashed, timeout) are never drawn: they are listed
 under the figure and, in full, in <scenario>_not_ok.txt beside it.
 
@@ -75,6 +76,7 @@ class Scene:
     rows_of: object = None  # the axes, row by row
     legend_outside: bool = True
     custom_handles: dict = field(default_factory=dict)
+    noisy: list = field(default_factory=list)  # configurations drawn whose processes scatter > 5% (CV)
 
     @property
     def cores(self) -> list[str]:
@@ -94,10 +96,23 @@ class Scene:
         if not counts:
             return "no reps"
         n = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
-        return f"{n} rep{'s' if counts[-1] != 1 else ''}"
+        return f"{n} process{'es' if counts[-1] != 1 else ''}"
+
+    def whisker_text(self, configs=None) -> str:
+        """What the whiskers are: the 95% interval of the median over processes (min..max where
+        there are fewer than 6, which have no 95% interval)."""
+        counts = [c.n for c in (configs if configs is not None else self.configs) if c.n]
+        if counts and min(counts) < 6:
+            return f"whiskers min–max over {self.reps_text(configs)} (fewer than 6: no 95% interval)"
+        return f"whiskers 95% interval over {self.reps_text(configs)}"
 
     def ns_label(self, what: str = "ns per op", configs=None) -> str:
-        return f"{what}\n(median; whiskers min–max over {self.reps_text(configs)})"
+        return f"{what}\n(median; {self.whisker_text(configs)})"
+
+    def note_noisy(self, cfg, st) -> None:
+        """A configuration whose processes scatter more than 5% is named under the figure."""
+        if st is not None and st.noisy:
+            self.noisy.append(f"{cfg.label()} {st.cv:.0%}")
 
     def panels(self, names: list[str], side_by_side: bool = False, ax_w: float = 4.6, ax_h: float = 2.9) -> dict:
         """Axes for each (panel name, core class): rows = panels, columns = core classes.
@@ -177,6 +192,12 @@ class Scene:
                     footer.append((("  • " if k == 0 else "     ") + part, "#8b0000"))
             if len(issue_lines) > MAX_ISSUE_LINES:
                 footer.append((f"  … and {len(issue_lines) - MAX_ISSUE_LINES} more", "#8b0000"))
+        noisy = list(dict.fromkeys(self.noisy))
+        if noisy:
+            shown = "; ".join(noisy[:8]) + (f"; … and {len(noisy) - 8} more" if len(noisy) > 8 else "")
+            text = (f"Noisy (marked ~; coefficient of variation between processes above "
+                    f"{wxdata.NOISE_THRESHOLD:.0%}): {shown}")
+            footer += [(part, "#8a5a00") for part in textwrap.wrap(text, chars, break_on_hyphens=False)]
         for note in dict.fromkeys(self.notes):
             footer += [(part, "#333333") for part in textwrap.wrap(note, chars, break_on_hyphens=False)]
         footer += [(part, "#666666") for part in textwrap.wrap(footnote(self.run), chars, break_on_hyphens=False)]
@@ -278,8 +299,9 @@ class SeriesSet:
 
 def draw_series(scene, ax, configs, x_of, label, color, marker="o", linestyle="-", column="ns_per_op",
                 y_of=None, log=True):
-    """One line on a log x axis: medians with min-max whiskers. Points that a log axis
-    cannot show (x or median not above 0) are left out and noted under the figure."""
+    """One line on a log x axis: medians with their 95% intervals as whiskers (min..max
+    under 6 processes). Points that a log axis cannot show (x or median not above 0) are
+    left out and noted under the figure; noisy points are drawn hollow."""
     pts = []
     for c in configs:
         vals = y_of(c) if y_of else c.values(column)
@@ -296,17 +318,23 @@ def draw_series(scene, ax, configs, x_of, label, color, marker="o", linestyle="-
         if c.status == "partial":
             scene.notes.append(f"{c.label()}: median of the {c.n} ok repetitions out of {len(c.rows)} "
                                "(the others are listed above)")
+        scene.note_noisy(c, st)
         pts.append((x, st))
     if not pts:
         return None
     xs = [p[0] for p in pts]
     med = [p[1].median for p in pts]
-    lo = [max(p[1].median - p[1].min, 0) for p in pts]
-    hi = [p[1].max - p[1].median for p in pts]
+    lo = [max(p[1].median - p[1].low, 0) for p in pts]
+    hi = [p[1].high - p[1].median for p in pts]
     if log:  # a whisker reaching 0 cannot be drawn on a log axis: clip it just above
         lo = [min(low, m * 0.999) for low, m in zip(lo, med)]
-    return ax.errorbar(xs, med, yerr=[lo, hi], label=label, color=color, marker=marker, markersize=4,
+    line = ax.errorbar(xs, med, yerr=[lo, hi], label=label, color=color, marker=marker, markersize=4,
                        linestyle=linestyle, linewidth=1.4, capsize=2.5, elinewidth=0.9)
+    noisy = [(x, st.median) for x, st in pts if st.noisy]
+    if noisy:
+        ax.plot([p[0] for p in noisy], [p[1] for p in noisy], linestyle="none", marker=marker, markersize=6,
+                markerfacecolor="white", markeredgecolor=color, zorder=5)
+    return line
 
 
 def draw_categories(scene, ax, cats, series, lookup, kind="dot", log=True):
@@ -337,8 +365,9 @@ def draw_categories(scene, ax, cats, series, lookup, kind="dot", log=True):
                 ax.text(x, 0.03, text, transform=ax.get_xaxis_transform(), rotation=90, ha="center",
                         va="bottom", fontsize=7, color="#8b0000", style="italic")
                 continue
-            low = st.median - st.min
-            yerr = [[min(low, st.median * 0.999) if log else low], [st.max - st.median]]
+            low = st.median - st.low
+            yerr = [[min(low, st.median * 0.999) if log else low], [st.high - st.median]]
+            scene.note_noisy(cfg, st)
             lab = None if si in labelled else label
             labelled.add(si)
             if kind == "bar":
@@ -347,14 +376,14 @@ def draw_categories(scene, ax, cats, series, lookup, kind="dot", log=True):
             else:
                 ax.errorbar([x], [st.median], yerr=yerr, color=color, marker=marker, markersize=5, linestyle="none",
                             capsize=3, elinewidth=1.0, label=lab)
-            tops.append(st.max)
-            bottoms.append(st.min)
-            text = fmt_ns(st.median)
+            tops.append(st.high)
+            bottoms.append(st.low)
+            text = ("~" if st.noisy else "") + fmt_ns(st.median)
             if cfg.status == "partial":
                 text += "*"
                 scene.notes.append("* median of the ok repetitions; other repetitions of that configuration were "
                                    "not ok (listed above)")
-            ax.annotate(text, (x, st.max), xytext=(0, 3), textcoords="offset points", ha="center", va="bottom",
+            ax.annotate(text, (x, st.high), xytext=(0, 3), textcoords="offset points", ha="center", va="bottom",
                         rotation=0 if kind == "bar" else 90, fontsize=7 if kind == "bar" else 6.5, color="#333333")
     ax.set_xticks(range(len(cats)))
     tilt = len(cats) > 4
@@ -483,7 +512,7 @@ def plot_mprotect_tlb(scene: Scene):
             mine = [c for c in scene.ok(core, strategy=tlb_strategy) if c.values("tlb_shootdowns_per_op").size]
             draw_lines(scene, ax, mine, tlb_series, style, "tlb_shootdowns_per_op", log=False)
             ax.set_ylim(bottom=0)
-            ax.set_ylabel(f"TLB shootdowns per op\n(median; whiskers min–max over {scene.reps_text(mine)})")
+            ax.set_ylabel(f"TLB shootdowns per op\n(median; {scene.whisker_text(mine)})")
         for name in names:
             ax = axes[(name, core)]
             size_axis(ax, [c.pages for c in scene.ok(core)], formatter=count_format)
@@ -583,7 +612,7 @@ def plot_thread_contention(scene: Scene):
             ax.set_yscale("log")
             size_axis(ax, [c.threads for c in ok], formatter=count_format)
             ax.set_xlabel("threads")
-            ax.set_ylabel(f"patches per second, all threads\n(median; whiskers min–max over {scene.reps_text(ok)})")
+            ax.set_ylabel(f"patches per second, all threads\n(median; {scene.whisker_text(ok)})")
     return ("thread_contention",
             "aggregate throughput = threads / ns_per_op × 1e9 (ns_per_op is per thread); dotted: linear scaling")
 

@@ -24,7 +24,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import plot  # noqa: E402  (also selects the Agg backend)
 import wxdata  # noqa: E402
-from wxdata import fmt_ns, fmt_value  # noqa: E402
+from wxdata import fmt_ns, fmt_sig, fmt_value  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -228,6 +230,10 @@ def headline_section(doc: Doc, run: wxdata.Run):
                     row.append(Cell(v.status, "notok"))
                 else:
                     text = fmt_value(v.value, m.unit)
+                    if m.unit == "ns" and len(v.samples) == 1:
+                        st = wxdata.Stats.of(v.samples[0])
+                        text += (f" ({'95%' if st.exact95 else 'min–max'}: {fmt_sig(st.low)}–{fmt_sig(st.high)}"
+                                 f"{', noisy' if st.noisy else ''})")
                     if v.note:
                         text += f" ({v.note})"
                     if v.status == "partial":
@@ -238,6 +244,8 @@ def headline_section(doc: Doc, run: wxdata.Run):
         doc.table(header, rows)
     items = [f"{m.title}: {m.definition}." for m in wxdata.HEADLINE if m.key in shown]
     items.append(wxdata.HEADLINE_RULE)
+    items.append("In brackets: the " + wxdata.INTERVAL_DEFINITION + "; \"noisy\" marks a configuration whose "
+                 f"processes scatter more than {wxdata.NOISE_THRESHOLD:.0%} (coefficient of variation).")
     items.append("— means the run has no such configuration; a status word means it has one, but no ok repetition.")
     if partial:
         items.append(f"{PARTIAL_MARK} some repetitions of that configuration were not ok; the value is the median "
@@ -270,32 +278,49 @@ def not_ok_section(doc: Doc, run: wxdata.Run):
     doc.table(["scenario", "strategy/variant", "status", "where", "reason"], rows)
 
 
-def noise_section(doc: Doc, run: wxdata.Run):
-    noisy, single = [], 0
-    for c in run.configs:
-        st = c.stats()
-        if st is None:
-            continue
-        if st.n < 2:
-            single += 1
-        elif st.spread is not None and st.spread > wxdata.NOISE_THRESHOLD:
-            noisy.append((c, st))
-    if not noisy and not single:
-        return
+def noise_section(doc: Doc, run: wxdata.Run) -> list:
+    """How much the processes of each configuration scatter: the summary. Returns the
+    noisy configurations (listed by noisy_list_section near the end)."""
+    stats = [(c, st) for c in run.configs if (st := c.stats()) is not None]
     doc.h(2, "Noise")
-    doc.p(f"Definition: {wxdata.SPREAD_DEFINITION}.")
+    env = run.meta.get("environment") if run.meta else None
+    if isinstance(env, dict) and env.get("busy"):
+        doc.p(f"Warning: {env.get('warning') or 'the machine was busy before timing'}.", "warn")
+    if not stats:
+        doc.p("No ok configuration.")
+        return []
+    cvs = [st.cv for _, st in stats if st.cv is not None]
+    noisy = sorted([(c, st) for c, st in stats if st.noisy], key=lambda cs: -cs[1].cv)
+    few = sum(1 for _, st in stats if not st.exact95)
+    reps = sorted({st.n for _, st in stats})
+    span = f"{reps[0]}" + (f"–{reps[-1]}" if len(reps) > 1 else "")
+    replication = run.meta.get("replication") if run.meta else None
+    unit = "process" if isinstance(replication, dict) and replication.get("unit") == "process" else "repetition"
+    doc.p(f"{len(stats)} configurations, {span} {unit}{'es' if unit == 'process' else 's'} each. Between-"
+          f"{unit} coefficient of variation: median {np.median(cvs):.1%}, 90th percentile "
+          f"{np.percentile(cvs, 90):.1%}, largest {max(cvs):.1%}. " if cvs else
+          f"{len(stats)} configurations, {span} {unit}es each.")
+    doc.p(f"Definition: {wxdata.SPREAD_DEFINITION}. Intervals: {wxdata.INTERVAL_DEFINITION}.")
     if noisy:
-        noisy.sort(key=lambda cs: -cs[1].spread)
-        doc.p(f"Warning: {len(noisy)} configuration{'s' if len(noisy) != 1 else ''} spread more than "
-              f"{wxdata.NOISE_THRESHOLD:.0%} around the median; treat their numbers with care.", "warn")
-        doc.table(["configuration", "ok reps", "median", "min", "max", "spread"],
-                  [[c.label(), st.n, Cell(fmt_ns(st.median), "num"), Cell(fmt_ns(st.min), "num"),
-                    Cell(fmt_ns(st.max), "num"), Cell(f"{st.spread:.1%}", "num")] for c, st in noisy])
+        doc.p(f"Warning: {len(noisy)} of {len(stats)} configuration{'s' if len(noisy) != 1 else ''} scatter more "
+              f"than {wxdata.NOISE_THRESHOLD:.0%} between processes (listed at the end); their medians move more "
+              "from run to run.", "warn")
     else:
-        doc.p(f"No configuration spreads more than {wxdata.NOISE_THRESHOLD:.0%} around its median.")
-    if single:
-        doc.p(f"{single} configuration{'s have' if single != 1 else ' has'} a single ok repetition: "
-              "its spread cannot be judged.", "warn")
+        doc.p(f"No configuration scatters more than {wxdata.NOISE_THRESHOLD:.0%} between processes.")
+    if few:
+        doc.p(f"{few} configuration{'s have' if few != 1 else ' has'} fewer than 6 ok processes: no 95% interval "
+              "of the median exists for them (min–max is shown instead).", "warn")
+    return noisy
+
+
+def noisy_list_section(doc: Doc, noisy: list):
+    if not noisy:
+        return
+    doc.h(2, "Noisy configurations")
+    doc.table(["configuration", "processes", "median", "95% interval", "cv"],
+              [[c.label(), st.n, Cell(fmt_ns(st.median), "num"),
+                Cell(f"{fmt_ns(st.low)} – {fmt_ns(st.high)}" + ("" if st.exact95 else " (min–max)"), "num"),
+                Cell(f"{st.cv:.1%}", "num")] for c, st in noisy])
 
 
 def audit_section(doc: Doc, run: wxdata.Run):
@@ -369,14 +394,15 @@ def build(run: wxdata.Run, out_dir: Path) -> Doc:
     doc.h(1, f"wxbench report — {plot.machine_title(run)}")
     n_ok = sum(r.ok for r in run.rows)
     doc.p(f"Run {run.name}, from {run.csv_path}: {len(run.rows)} rows, {n_ok} ok, "
-          f"{len(run.configs)} configurations. Every number is a {wxdata.MEDIAN_DEFINITION}.")
+          f"{len(run.configs)} configurations. Every number is a {wxdata.MEDIAN_DEFINITION}; "
+          "the headline table and the noise summary come first, the machine last.")
     warnings = list(run.warnings)
     if run.meta is not None and (run.meta.get("finished") is False or run.meta.get("interrupted") is True):
         warnings.append("meta.json says the run did not finish (interrupted?): some configurations may be missing.")
     for w in warnings:
         doc.p(f"Warning: {w}", "warn")
-    machine_section(doc, run)
     headline_section(doc, run)
+    noisy = noise_section(doc, run)
     figures_section(doc, outputs)
     scatter = exposure_scatter(run, out_dir)
     if scatter:
@@ -384,7 +410,8 @@ def build(run: wxdata.Run, out_dir: Path) -> Doc:
         doc.image(scatter[0], "cost per patch vs exposure window", scatter[1])
     audit_section(doc, run)
     not_ok_section(doc, run)
-    noise_section(doc, run)
+    noisy_list_section(doc, noisy)
+    machine_section(doc, run)
     doc.p(plot.footnote(run))
     return doc
 

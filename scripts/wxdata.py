@@ -50,10 +50,14 @@ _STRATEGY_ORDER: list[str] = []
 CORE_CLASS_ORDER = ("P", "E", "any")
 NOISE_THRESHOLD = 0.05
 SPREAD_DEFINITION = (
-    "spread = max over repetitions of |x - median| / median, where x is ns_per_op of "
-    "one ok repetition; a configuration is flagged when its spread exceeds 5%"
+    "noise = the coefficient of variation between processes (sample standard deviation / mean of ns_per_op "
+    "over the ok repetitions, each a fresh process); a configuration is flagged noisy when it exceeds 5%"
 )
-MEDIAN_DEFINITION = "median over ok repetitions (for an even count, the mean of the two middle values)"
+MEDIAN_DEFINITION = ("median over ok repetitions, each a fresh process (for an even count, the mean of the two "
+                     "middle values)")
+INTERVAL_DEFINITION = ("95% interval of the median: the sorted process values x_(j) .. x_(n+1-j) with j the "
+                       "largest rank such that 2 P(Binomial(n, 1/2) <= j-1) <= 5% (distribution-free; needs n >= 6, "
+                       "below that min..max is shown and marked)")
 
 AUDIT_COLUMNS = ("strategy", "property", "result", "evidence")
 AUDIT_RESULTS = ("yes", "no", "n/a")
@@ -340,26 +344,68 @@ class Config:
         return f"{text} ({', '.join(bits)})" if bits else text
 
 
+def median_ci_rank(n: int, alpha: float = 0.05) -> int:
+    """The largest j >= 1 with 2 P(B <= j-1) <= alpha, B ~ Binomial(n, 1/2), or 0
+    when there is none (n < 6 for 95%): sorted values x_(j) .. x_(n+1-j) (1-based)
+    then hold the median with probability at least 1 - alpha, whatever the
+    distribution (bench/app/stats.c computes the same)."""
+    j = 0
+    while j + 1 <= (n + 1) // 2 and 2 * _binom_half_cdf(n, j) <= alpha:
+        j += 1
+    return j
+
+
+def _binom_half_cdf(n: int, k: int) -> float:
+    return sum(math.comb(n, i) for i in range(0, min(k, n) + 1)) / 2.0 ** n
+
+
 @dataclass
 class Stats:
-    """Summary of the ok repetitions of one configuration."""
+    """Summary of the ok repetitions of one configuration. Each repetition is a
+    process of its own (since process-level replication), so low..high is a
+    95% interval of the median over processes."""
 
     median: float
     min: float
     max: float
     n: int
     spread: float | None  # max(|x - median|) / median; None when median is 0 or n < 2
+    low: float = 0.0       # the 95% interval of the median: x_(j) .. x_(n+1-j) (min..max when n < 6)
+    high: float = 0.0
+    coverage: float = 0.0  # its confidence (>= 0.95 when exact95)
+    exact95: bool = False  # n >= 6: a distribution-free 95% interval exists
+    cv: float | None = None  # sample standard deviation / mean between processes; None for n < 2
 
     @classmethod
     def of(cls, values) -> "Stats | None":
-        values = np.asarray(values, dtype=float)
+        values = np.sort(np.asarray(values, dtype=float))
         if values.size == 0:
             return None
+        n = int(values.size)
         med = float(np.median(values))
         spread = None
-        if values.size >= 2 and med > 0:
+        if n >= 2 and med > 0:
             spread = float(np.max(np.abs(values - med)) / med)
-        return cls(med, float(values.min()), float(values.max()), int(values.size), spread)
+        j = median_ci_rank(n)
+        exact = j >= 1
+        j = max(j, 1)
+        coverage = 1 - 2 * _binom_half_cdf(n, j - 1)
+        mean = float(values.mean())
+        cv = float(values.std(ddof=1) / mean) if n >= 2 and mean > 0 else None
+        return cls(med, float(values[0]), float(values[-1]), n, spread, float(values[j - 1]), float(values[n - j]),
+                   coverage, exact, cv)
+
+    @property
+    def noisy(self) -> bool:
+        """Processes scatter more than NOISE_THRESHOLD (coefficient of variation)."""
+        return self.cv is not None and self.cv > NOISE_THRESHOLD
+
+    @property
+    def half_width(self) -> float | None:
+        """The interval's larger half, relative to the median."""
+        if self.median <= 0:
+            return None
+        return max(self.high - self.median, self.median - self.low) / self.median
 
 
 def group_configs(rows: Iterable[Row]) -> list[Config]:
@@ -490,11 +536,15 @@ class Run:
 
     @property
     def scenarios(self) -> list[str]:
+        """Scenarios with rows, in the scenario table's order (meta.json), else in the
+        order they first appear (children run in a shuffled order)."""
         seen = []
         for c in self.configs:
             if c.scenario not in seen:
                 seen.append(c.scenario)
-        return seen
+        table = self.meta.get("scenarios") if self.meta else None
+        order = [t.get("name") for t in table if isinstance(t, dict)] if isinstance(table, list) else []
+        return sorted(seen, key=lambda name: order_key(name, order))
 
     def _first(self, column: str) -> str:
         for r in self.rows:

@@ -12,6 +12,8 @@
 #define _DARWIN_C_SOURCE 1
 #include "../bench/app/audit.h"
 #include "../bench/app/csv.h"
+#include "../bench/app/results.h"
+#include "../bench/app/stats.h"
 #include "../bench/core/platform_util.h"
 
 #include <errno.h>
@@ -860,6 +862,48 @@ static void test_tlb_count_concurrent_reads(void)
     }
 }
 
+/* -------------------------------------------------------------- statistics */
+
+/* The order-statistic interval of the median: the rank table scripts/wxdata.py
+ * uses too (tests/scripts/test_statistics.py), coverage, and the values. */
+static void test_median_interval(void)
+{
+    static const size_t n[] = {1, 5, 6, 8, 9, 10, 12, 20, 30};
+    static const size_t j[] = {0, 0, 1, 1, 2, 2, 3, 6, 10};
+    for (size_t i = 0; i < sizeof n / sizeof n[0]; i++)
+        CHECK(wx_median_ci_rank(n[i], 0.05) == j[i], "n = %zu: rank %zu, expected %zu", n[i],
+              wx_median_ci_rank(n[i], 0.05), j[i]);
+    double x[10] = {9, 1, 8, 2, 7, 3, 6, 4, 5, 10};
+    wx_median_ci m;
+    wx_median_ci_of(x, 10, &m);
+    CHECK(m.n == 10 && m.median == 5.5, "median %g of 1..10", m.median);
+    CHECK(m.exact95 && m.low == 2 && m.high == 9, "interval %g..%g, expected x_(2)..x_(9) = 2..9", m.low, m.high);
+    CHECK(m.coverage > 0.978 && m.coverage < 0.979, "coverage %g, expected 1 - 2*11/1024", m.coverage);
+    double few[5] = {3, 1, 2, 5, 4};
+    wx_median_ci_of(few, 5, &m);
+    CHECK(!m.exact95 && m.low == 1 && m.high == 5 && m.median == 3, "5 values: %g..%g (%d)", m.low, m.high,
+          m.exact95);
+    double same[6] = {2, 2, 2, 2, 2, 2};
+    wx_median_ci_of(same, 6, &m);
+    CHECK(m.cv == 0 && m.low == 2 && m.high == 2, "constant values: cv %g", m.cv);
+    /* the per-configuration store the parent keeps for --target-ci and gb.json */
+    wx_results r = {0};
+    wx_config *c = wx_results_config(&r, "toggle_latency", "mprotect", "flip", 1, 0, 4096, 1, "any", 0);
+    CHECK(c && wx_results_config(&r, "toggle_latency", "mprotect", "flip", 1, 0, 4096, 1, "any", 0) == c,
+          "the same columns must find the same configuration");
+    CHECK(wx_results_config(&r, "toggle_latency", "mprotect", "flip", 1, 0, 4096, 1, "P", 0) != c,
+          "another core class is another configuration");
+    for (int k = 1; k <= 10; k++) {
+        wx_sample s = {.repetition = k, .iterations = 100, .ns = (double)k, .cpu_ns = k, .cycles = -1, .tlb = -1};
+        CHECK(wx_results_add(c, &s) == 0, "add");
+    }
+    wx_results_ci(c, &m);
+    CHECK(m.median == 5.5 && m.low == 2 && m.high == 9, "store: %g (%g..%g)", m.median, m.low, m.high);
+    char name[256];
+    wx_results_name(c, name, sizeof name);
+    CHECK(strcmp(name, "toggle_latency/mprotect/flip/threads:1/victims:0/size:4096/batch:1") == 0, "name %s", name);
+}
+
 /* ------------------------------------------------------------------ runner */
 
 typedef struct test {
@@ -893,6 +937,8 @@ static const test tests[] = {
     {"csv: a reason with commas, quotes and a newline reads back as one field", test_csv_quoting, NULL},
     {"machine slugs from CPU names", test_slugs, NULL},
     {"machine description and pinning", test_machine, NULL},
+    {"statistics: the order-statistic interval of the median, the per-configuration store", test_median_interval,
+     NULL},
 };
 
 static const wx_strategy *g_each; /* the strategy of a per-strategy test */
