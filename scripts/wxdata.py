@@ -43,9 +43,9 @@ PARAM_FIELDS = ("threads", "victims", "batch", "size_bytes")
 PARAM_DEFAULTS = {"threads": 1, "victims": 0, "batch": 1, "size_bytes": 0}
 
 # The display order of strategies: the strategy table's order as meta.json
-# lists it ("strategies"), learned from every run loaded (runs without that
-# list add their strategies in the order they first appear in results.csv);
-# "none" (the strategy-free scenarios) last.
+# lists it ("strategies"), learned from the runs loaded; strategies no
+# meta.json listed come after them by name, and "none" (the strategy-free
+# scenarios) last.
 _STRATEGY_ORDER: list[str] = []
 CORE_CLASS_ORDER = ("P", "E", "any")
 NOISE_THRESHOLD = 0.05
@@ -95,7 +95,9 @@ def strategy_order() -> tuple[str, ...]:
 
 
 def strategy_key(name: str) -> tuple:
-    return order_key(name, strategy_order())
+    if name == "none":
+        return (len(_STRATEGY_ORDER) + 1, "")
+    return order_key(name, _STRATEGY_ORDER)
 
 
 def core_class_key(name: str) -> tuple:
@@ -631,7 +633,6 @@ def load_run(arg: Path | str) -> Run:
     table = meta.get("strategies") if meta else None
     if isinstance(table, list):
         learn_strategy_order(t["name"] for t in table if isinstance(t, dict) and isinstance(t.get("name"), str))
-    learn_strategy_order(r.strategy for r in rows)
     return Run(run_dir, csv_path, rows, warnings, meta, note, audit, audit_path)
 
 

@@ -1,4 +1,5 @@
-"""scripts/compare.py: ratios, bootstrap intervals, Mann-Whitney U, outputs."""
+"""scripts/compare.py: every configuration of two runs with its verdict (compare.csv),
+the headline ratios with bootstrap intervals and Mann-Whitney U, outputs."""
 
 import csv
 import math
@@ -20,9 +21,61 @@ def compare_abc(tmp_path_factory):
     out = tmp_path_factory.mktemp("compare_abc")
     done = run_script("compare.py", RUN_A, RUN_B, RUN_C, "--out", out)
     assert done.returncode == 0, done.stderr
-    with open(out / "compare.csv", newline="") as f:
+    with open(out / "compare_headline.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     return out, done, rows
+
+
+COMPARE_COLUMNS = ("scenario,strategy,variant,threads,victims,size_bytes,batch,core_class,base_median,median,"
+                   "ratio,ci_low,ci_high,p_value,n_base,n,verdict").split(",")
+
+
+def read_compare(path):
+    with open(path, newline="") as f:
+        r = csv.reader(f)
+        header = next(r)
+        return header, [dict(zip(header, row)) for row in r]
+
+
+def test_compare_csv_has_every_configuration_of_both_runs(compare_abc):
+    out, done, _ = compare_abc
+    header, rows = read_compare(out / "compare.csv")  # RUN_B against RUN_A
+    assert header == COMPARE_COLUMNS
+    a = {c.key for c in wxdata.load_run(RUN_A).configs}
+    b = {c.key for c in wxdata.load_run(RUN_B).configs}
+    got = {tuple(r[k] for k in COMPARE_COLUMNS[:8]) for r in rows}
+    assert got == {tuple("" if v is None else str(v) for v in k) for k in a & b}
+    for r in rows:
+        if r["verdict"] == "missing":
+            assert r["ratio"] == "" and (r["n_base"] == "0" or r["n"] == "0")
+            continue
+        # every ns value of RUN_B is exactly twice RUN_A's: 5 processes a side, all apart
+        assert float(r["ratio"]) == pytest.approx(2.0, rel=1e-9), r
+        assert float(r["ci_low"]) > 1 and float(r["p_value"]) < 0.05
+        assert r["verdict"] == "slower", r
+    assert any(r["verdict"] == "slower" for r in rows)
+    # the third run gets its own file: identical values, so no configuration is faster or slower (one whose
+    # processes scatter widely is "noisy": its interval could hide a difference)
+    header, same = read_compare(out / "compare_vs_synthetic-chip-c.csv")
+    assert header == COMPARE_COLUMNS
+    assert same and all(r["verdict"] in ("same", "noisy", "missing") for r in same)
+    assert sum(r["verdict"] == "same" for r in same) > 0.9 * len(same)
+    assert all(float(r["ratio"]) == pytest.approx(1.0) for r in same if r["verdict"] != "missing")
+    assert "synthetic-chip-b vs synthetic-chip-a" in done.stderr
+
+
+def test_summary_per_scenario_and_strategy_and_filters(compare_abc, tmp_path):
+    out, _, _ = compare_abc
+    md = (out / "compare.md").read_text()
+    assert "### Geometric mean of the ratios, per scenario and strategy" in md
+    assert "| toggle_latency | mprotect | 2.00× |" in md
+    assert "### Configurations found faster or slower" in md
+    done = run_script("compare.py", RUN_A, RUN_B, "--out", tmp_path / "f", "--scenario", "toggle_latency",
+                      "--strategy", "mprotect", "--variant", "flip,patch")
+    assert done.returncode == 0, done.stderr
+    _, rows = read_compare(tmp_path / "f" / "compare.csv")
+    assert rows and {(r["scenario"], r["strategy"]) for r in rows} == {("toggle_latency", "mprotect")}
+    assert {r["variant"] for r in rows} == {"flip", "patch"}
 
 
 def pick(rows, metric, strategy, machine):
@@ -69,7 +122,7 @@ def test_markdown_html_and_figures(compare_abc):
     assert "| mprotect | synthetic-chip-b | 1.50 µs | 3.00 µs | 2.00× |" in md
     assert "| significant |" in md and "| not significant |" in md
     assert "percentile bootstrap with 10000 resamples" in md and "Mann-Whitney U" in md
-    assert "Base machine: synthetic-chip-a." in md
+    assert "Base: synthetic-chip-a." in md
     for metric in NS_METRICS + ["scaling"]:
         png = out / f"compare_{metric}.png"
         w, h = png_size(png)
@@ -118,7 +171,7 @@ def test_default_runs_are_latest_per_machine_and_base_option(tmp_path):
     out = tmp_path / "plots" / "compare" / "synthetic-x86-linux_vs_synthetic-chip-a"
     md = (out / "compare.md").read_text()
     assert "synthetic-chip-a: run 20250101T000000Z" in md and "20240101T000000Z" not in md
-    assert "Base machine: synthetic-x86-linux." in md
+    assert "Base: synthetic-x86-linux." in md
     assert "| mprotect | synthetic-chip-a | 900 ns | 1.50 µs | 1.67× |" in md
     bad = run_script("compare.py", "--base", "no-such-machine", cwd=tmp_path)
     assert bad.returncode == 2 and "no-such-machine" in bad.stderr
