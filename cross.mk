@@ -73,7 +73,12 @@ $(CROSS)/$(1)/unit_tests: $(CROSS_UNIT:%.c=$(CROSS)/$(1)/%.o) $(CROSS_MAC_SRC:%.
 	$$(ZIG) cc -target $(1) -o $$@ $$^
 	@tools/check_macho.sh $$@ $(1)
 
-cross-macos: $(CROSS)/$(1)/unit_tests $(CROSS_APP:%.c=$(CROSS)/$(1)/%.o)
+# The tests' independent timing program, linked too.
+$(CROSS)/$(1)/reftime: tests/reference/reftime.c
+	@mkdir -p $$(dir $$@)
+	$$(ZIG) cc -target $(1) $$(CROSS_FLAGS) -o $$@ $$<
+
+cross-macos: $(CROSS)/$(1)/unit_tests $(CROSS_APP:%.c=$(CROSS)/$(1)/%.o) $(CROSS)/$(1)/reftime
 endef
 $(foreach t,$(CROSS_MAC_TARGETS),$(eval $(call cross_mac,$(t))))
 
