@@ -6,6 +6,7 @@
 #   make deps             check (and install, or say how to install) what the build needs
 #   make test-cross       aarch64 Linux under qemu, macOS compile-and-link checks with zig
 #   make aa               two quick runs back to back: this machine's false-positive rate and noise floor
+#   make mutate           put each bug of tests/mutants/ into a scratch copy and check the tests catch it
 #   make clean
 #
 # Personal overrides go in local.mk (git-ignored).
@@ -65,7 +66,7 @@ ARGS ?=
 BENCH_FLAGS := $(if $(filter-out 0,$(QUICK)),--quick) $(if $(SCENARIO),--scenario $(SCENARIO)) \
                $(if $(STRATEGY),--strategy $(STRATEGY)) $(ARGS)
 
-.PHONY: all bench test deps deps-build deps-test deps-bench clean warnings sanitize unit aa
+.PHONY: all bench test deps deps-build deps-test deps-bench clean warnings sanitize unit aa mutate
 .DEFAULT_GOAL := all
 
 all: $(B)/wxbench
@@ -157,6 +158,11 @@ aa: deps-bench
 	  $(B)/wxbench --quick --repetitions $(AA_REPS) $(if $(SCENARIO),--scenario $(SCENARIO)) \
 	  $(if $(STRATEGY),--strategy $(STRATEGY)) --out $$d/b >/dev/null && \
 	  $(PYTHON) scripts/aa.py $$d/a $$d/b --out $$d
+
+# Mutation testing (tools/mutate.py): MUTANTS=a,b runs only those.
+mutate: deps-test
+	@$(MAKE) --no-print-directory all $(B)/wxbench-test $(B)/unit_tests $(B)/reftime
+	@$(PYTHON) tools/mutate.py $(if $(MUTANTS),--only $(MUTANTS))
 
 # Both compilers, warnings as errors.
 warnings:
