@@ -9,7 +9,11 @@ machine the tests were written on. Each platform keeps fixed anchors (below,
 from docs/platforms.md and shared/reference/platforms.md) so that a strategy
 that stops running where it must run, or runs where it cannot, still fails;
 `wxbench --list` decides only where the facts leave it open (dualmap on
-macOS, pkey), and then its reason is checked against the rows."""
+macOS, pkey), and then its reason is checked against the rows.
+
+The scenarios and strategies the tests iterate come from the tables
+(scenarios/scenarios.def, bench/strategies/strategies.def) as the built
+binaries report them: names from `--list`, strategy flags from meta.json."""
 import csv
 import json
 import os
@@ -17,6 +21,7 @@ import platform as host_platform
 import re
 import subprocess
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -94,19 +99,10 @@ def quick_run(wxbench, tmp_path_factory):
 
 
 # ---------------------------------------------------------------------------
-# What this platform is and what must (not) run here
-
-USER_STRATEGIES = ("rwx", "mprotect", "dualmap", "mapjit", "mapjit_callback", "pkey")
-# Strategies with a write_code hook (bench/strategies/*.c): writable only
-# inside it, no begin_write window.
-WRITE_CODE_STRATEGIES = ("mapjit_callback", "test_hook")
-# Strategies whose begin_write/end_write do nothing (WX_NO_SWITCH): the cheap
-# reference a real switch is compared with.
-NO_SWITCH_STRATEGIES = ("rwx", "dualmap")
-
+# The tables: scenarios and strategies as the built binaries list them
 
 def parse_list(stdout):
-    """{strategy: (runs here?, why not)} from `wxbench --list`."""
+    """{strategy: (runs here?, why not)} from `wxbench --list`, in table order."""
     lines = stdout.splitlines()
     start = next(i for i, l in enumerate(lines) if l.startswith("strategies:"))
     out = {}
@@ -121,6 +117,84 @@ def parse_list(stdout):
         assert runs or why, f"{words[0]} does not run here and says no why: {lines[i]!r} {nxt!r}"
         out[words[0]] = (runs, why)
     return out
+
+
+def parse_scenarios(stdout):
+    """{scenario: {"variants": [...], "strategy_free": bool}} from `wxbench
+    --list`, in table order."""
+    lines = stdout.splitlines()
+    start = next(i for i, l in enumerate(lines) if l.startswith("scenarios"))
+    out, name = {}, None
+    for line in lines[start + 1:]:
+        if line.startswith("strategies:"):
+            break
+        words = line.split()
+        if not words:
+            continue
+        if line[:2] == "  " and line[2] != " ":
+            name = words[0]
+            out[name] = {"variants": [], "strategy_free": False}
+        elif name and words[0] == "variants:":
+            free = line.rstrip().endswith("(strategy: none)")
+            out[name]["variants"] = [w for w in words[1:] if w not in ("(strategy:", "none)")]
+            out[name]["strategy_free"] = free
+    return out
+
+
+def _listing(name):
+    """`BUILD/name --list`, or None where that binary is not built (the
+    fixtures wxbench and wxbench_test then fail saying so)."""
+    path = BUILD / name
+    if not path.exists():
+        return None
+    p = subprocess.run([str(path), "--list"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    return p.stdout if p.returncode == 0 else None
+
+
+def _strategy_table(name):
+    """meta.json's "strategies" of a strategy-free run of BUILD/name (one
+    entry per strategy of that build's table, with its flags), or None."""
+    path = BUILD / name
+    if not path.exists():
+        return None
+    with tempfile.TemporaryDirectory(prefix="wxbench-table-") as tmp:
+        out = Path(tmp) / "run"
+        p = subprocess.run([str(path), "--out", str(out), "--quick", "--scenario", "harness"],
+                           capture_output=True, text=True, timeout=120, cwd=ROOT)
+        if p.returncode != 0 or not (out / "meta.json").exists():
+            return None
+        return json.loads((out / "meta.json").read_text()).get("strategies")
+
+
+_USER_LIST = _listing("wxbench")
+# Every strategy of the user build's table, in table order (its --list).
+USER_STRATEGIES = tuple(parse_list(_USER_LIST)) if _USER_LIST else ()
+# Every scenario of the table, in table order, with its variants (--list).
+SCENARIO_TABLE = parse_scenarios(_USER_LIST) if _USER_LIST else {}
+SCENARIOS = tuple(SCENARIO_TABLE)
+# {strategy: its meta.json entry (per_thread, writable_alias, always_rwx,
+# no_switch, write_code, ...)} for every strategy of the test build, which
+# has the user build's and the test-only ones (test_segv, test_hang,
+# test_hook); the user build's table where the test build is missing.
+STRATEGY_FLAGS = {t["name"]: t for t in (_strategy_table("wxbench-test") or _strategy_table("wxbench") or [])}
+# Strategies with a write_code hook here (write_code: writable only inside
+# it, no begin_write window): test_hook, and mapjit_callback where it is
+# built with its hook (Apple silicon).
+WRITE_CODE_STRATEGIES = tuple(n for n, t in STRATEGY_FLAGS.items() if t.get("write_code"))
+# Strategies whose begin_write/end_write do nothing (no_switch): the cheap
+# reference a real switch is compared with.
+NO_SWITCH_STRATEGIES = tuple(n for n, t in STRATEGY_FLAGS.items() if t.get("no_switch"))
+# Strategies of the test build only.
+TEST_STRATEGIES = tuple(n for n in STRATEGY_FLAGS if n not in USER_STRATEGIES)
+
+
+def flag(strategy, name):
+    """A strategy's flag from the table (meta.json), False where unknown."""
+    return bool(STRATEGY_FLAGS.get(strategy, {}).get(name))
+
+
+# ---------------------------------------------------------------------------
+# What this platform is and what must (not) run here
 
 
 class Platform:
