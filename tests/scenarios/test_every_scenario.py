@@ -184,3 +184,14 @@ def test_a_figure_is_drawn(quick_plots, scenario):
         assert path.exists() and path.stat().st_size > 1000, path
     assert scenario in (quick_plots / f"{scenario}.svg").read_text()
 
+
+def test_scenario_pages_belong_to_the_table():
+    """docs/scenarios/: every page is a scenario of the table and the index
+    links it (a scenario added to the table may come without a page)."""
+    docs = ROOT / "docs" / "scenarios"
+    index = (docs / "README.md").read_text()
+    pages = sorted(p.stem for p in docs.glob("*.md") if p.name != "README.md")
+    assert pages, docs
+    for name in pages:
+        assert name in SCENARIOS, f"docs/scenarios/{name}.md: no scenario {name} in the table {SCENARIOS}"
+        assert f"]({name}.md)" in index, f"docs/scenarios/README.md does not link {name}.md"
