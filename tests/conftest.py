@@ -9,14 +9,22 @@ machine the tests were written on. Each platform keeps fixed anchors (below,
 from docs/platforms.md and shared/reference/platforms.md) so that a strategy
 that stops running where it must run, or runs where it cannot, still fails;
 `wxbench --list` decides only where the facts leave it open (dualmap on
-macOS, pkey), and then its reason is checked against the rows."""
+macOS, pkey), and then its reason is checked against the rows.
+
+The scenarios and strategies the tests iterate come from the tables
+(scenarios/scenarios.def, bench/strategies/strategies.def) as the built
+binaries report them: names from `--list`, strategy flags from meta.json.
+Tests of one scenario live in tests/scenarios/test_<scenario>.py; checks
+that hold for every scenario of the table in tests/scenarios/test_every_scenario.py."""
 import csv
 import json
 import os
 import platform as host_platform
 import re
+import statistics
 import subprocess
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -88,25 +96,26 @@ def run_wxbench(binary, out, *args, env=None, timeout=300):
 
 @pytest.fixture(scope="session")
 def quick_run(wxbench, tmp_path_factory):
-    """`wxbench --quick` once per session, shared by the integration tests."""
+    """`wxbench --quick` once per session (every scenario, every strategy),
+    shared by the run-level and the scenario tests."""
     out = tmp_path_factory.mktemp("quick") / "run"
     return run_wxbench(wxbench, out, "--quick", timeout=600)
 
 
+@pytest.fixture(scope="session")
+def hook_run(wxbench_test, tmp_path_factory):
+    """Every scenario through the test build's test_hook under --quick:
+    writable only inside write_code, as mapjit_callback is on a Mac, built
+    on mprotect, so the write_code paths run wherever mprotect runs."""
+    out = tmp_path_factory.mktemp("hook") / "run"
+    return run_wxbench(wxbench_test, out, "--quick", "--strategy", "test_hook", timeout=600)
+
+
 # ---------------------------------------------------------------------------
-# What this platform is and what must (not) run here
-
-USER_STRATEGIES = ("rwx", "mprotect", "dualmap", "mapjit", "mapjit_callback", "pkey")
-# Strategies with a write_code hook (bench/strategies/*.c): writable only
-# inside it, no begin_write window.
-WRITE_CODE_STRATEGIES = ("mapjit_callback", "test_hook")
-# Strategies whose begin_write/end_write do nothing (WX_NO_SWITCH): the cheap
-# reference a real switch is compared with.
-NO_SWITCH_STRATEGIES = ("rwx", "dualmap")
-
+# The tables: scenarios and strategies as the built binaries list them
 
 def parse_list(stdout):
-    """{strategy: (runs here?, why not)} from `wxbench --list`."""
+    """{strategy: (runs here?, why not)} from `wxbench --list`, in table order."""
     lines = stdout.splitlines()
     start = next(i for i, l in enumerate(lines) if l.startswith("strategies:"))
     out = {}
@@ -121,6 +130,84 @@ def parse_list(stdout):
         assert runs or why, f"{words[0]} does not run here and says no why: {lines[i]!r} {nxt!r}"
         out[words[0]] = (runs, why)
     return out
+
+
+def parse_scenarios(stdout):
+    """{scenario: {"variants": [...], "strategy_free": bool}} from `wxbench
+    --list`, in table order."""
+    lines = stdout.splitlines()
+    start = next(i for i, l in enumerate(lines) if l.startswith("scenarios"))
+    out, name = {}, None
+    for line in lines[start + 1:]:
+        if line.startswith("strategies:"):
+            break
+        words = line.split()
+        if not words:
+            continue
+        if line[:2] == "  " and line[2] != " ":
+            name = words[0]
+            out[name] = {"variants": [], "strategy_free": False}
+        elif name and words[0] == "variants:":
+            free = line.rstrip().endswith("(strategy: none)")
+            out[name]["variants"] = [w for w in words[1:] if w not in ("(strategy:", "none)")]
+            out[name]["strategy_free"] = free
+    return out
+
+
+def _listing(name):
+    """`BUILD/name --list`, or None where that binary is not built (the
+    fixtures wxbench and wxbench_test then fail saying so)."""
+    path = BUILD / name
+    if not path.exists():
+        return None
+    p = subprocess.run([str(path), "--list"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    return p.stdout if p.returncode == 0 else None
+
+
+def _strategy_table(name):
+    """meta.json's "strategies" of a strategy-free run of BUILD/name (one
+    entry per strategy of that build's table, with its flags), or None."""
+    path = BUILD / name
+    if not path.exists():
+        return None
+    with tempfile.TemporaryDirectory(prefix="wxbench-table-") as tmp:
+        out = Path(tmp) / "run"
+        p = subprocess.run([str(path), "--out", str(out), "--quick", "--scenario", "harness"],
+                           capture_output=True, text=True, timeout=120, cwd=ROOT)
+        if p.returncode != 0 or not (out / "meta.json").exists():
+            return None
+        return json.loads((out / "meta.json").read_text()).get("strategies")
+
+
+_USER_LIST = _listing("wxbench")
+# Every strategy of the user build's table, in table order (its --list).
+USER_STRATEGIES = tuple(parse_list(_USER_LIST)) if _USER_LIST else ()
+# Every scenario of the table, in table order, with its variants (--list).
+SCENARIO_TABLE = parse_scenarios(_USER_LIST) if _USER_LIST else {}
+SCENARIOS = tuple(SCENARIO_TABLE)
+# {strategy: its meta.json entry (per_thread, writable_alias, always_rwx,
+# no_switch, write_code, ...)} for every strategy of the test build, which
+# has the user build's and the test-only ones (test_segv, test_hang,
+# test_hook); the user build's table where the test build is missing.
+STRATEGY_FLAGS = {t["name"]: t for t in (_strategy_table("wxbench-test") or _strategy_table("wxbench") or [])}
+# Strategies with a write_code hook here (write_code: writable only inside
+# it, no begin_write window): test_hook, and mapjit_callback where it is
+# built with its hook (Apple silicon).
+WRITE_CODE_STRATEGIES = tuple(n for n, t in STRATEGY_FLAGS.items() if t.get("write_code"))
+# Strategies whose begin_write/end_write do nothing (no_switch): the cheap
+# reference a real switch is compared with.
+NO_SWITCH_STRATEGIES = tuple(n for n, t in STRATEGY_FLAGS.items() if t.get("no_switch"))
+# Strategies of the test build only.
+TEST_STRATEGIES = tuple(n for n in STRATEGY_FLAGS if n not in USER_STRATEGIES)
+
+
+def flag(strategy, name):
+    """A strategy's flag from the table (meta.json), False where unknown."""
+    return bool(STRATEGY_FLAGS.get(strategy, {}).get(name))
+
+
+# ---------------------------------------------------------------------------
+# What this platform is and what must (not) run here
 
 
 class Platform:
@@ -221,7 +308,35 @@ def host_os_arch():
 
 
 # ---------------------------------------------------------------------------
-# Row expectations shared by the integration tests
+# Row expectations shared by the run-level and scenario tests
+
+STATUSES = {"ok", "unsupported", "failed", "crashed", "timeout"}
+QUICK_REPETITIONS = 3
+# The reason of a case a scenario registers for a strategy it does not ask about.
+NOT_APPLICABLE = "question does not apply"
+MEASURED = ("measured",)
+
+
+def unsupported(*words):
+    """An expected case that is one unsupported row whose reason says words."""
+    return ("unsupported",) + words
+
+
+def ncpu(run):
+    return int(run.meta["cores"]["allowed"])
+
+
+def top_victims(run):
+    """The largest victim count swept: ncpu-1, at most WX_VICTIMS_MAX (64)."""
+    return min(ncpu(run) - 1, 64)
+
+
+def median_ns(run, **kw):
+    """Median ns_per_op of the ok rows matching kw (asserting there are some)."""
+    xs = [float(r["ns_per_op"]) for r in run.select(**kw) if r["status"] == "ok"]
+    assert xs, kw
+    return statistics.median(xs)
+
 
 def assert_measured(rows, plat, reps, what, accept=None):
     """Rows of one measured case: status ok, repetitions 1..reps once per
@@ -282,8 +397,104 @@ def victim_lost(r):
 def assert_exit_code(run):
     """A run whose rows should all be ok or unsupported: exit 0; exit 1 is
     accepted only when every other row is `failed` because a victim lost its
-    CPU to other programs (docs/scenarios.md, "Victims")."""
+    CPU to other programs (docs/scenarios/README.md, "Victims")."""
     bad = [r for r in run.rows if r["status"] not in ("ok", "unsupported")]
     lost = [r for r in bad if victim_lost(r)]
     assert lost == bad, [r for r in bad if not victim_lost(r)]
     assert run.rc == (1 if bad else 0), (run.rc, run.stderr, bad)
+
+
+def ok_or_lost(r):
+    """ok, or failed because a victim lost its CPU to other programs."""
+    return r["status"] == "ok" or victim_lost(r)
+
+
+def assert_rows_as_expected(run, plat, scenario, strategy, want, accept=ok_or_lost):
+    """The rows of scenario/strategy are exactly the expected cases want
+    ({(variant, victims, size_bytes, threads): MEASURED or unsupported(words)}):
+    each measured case with its repetitions per core class (ok, or failed
+    because its victims lost their CPUs), each unsupported case one row
+    saying why."""
+    got = {}
+    for r in run.select(scenario=scenario, strategy=strategy):
+        got.setdefault((r["variant"], int(r["victims"]), int(r["size_bytes"]), int(r["threads"])), []).append(r)
+    assert set(got) == set(want), (scenario, strategy, sorted(set(got) ^ set(want)))
+    for key, how in want.items():
+        what = f"{scenario}/{strategy}/{'/'.join(map(str, key))}"
+        if how == MEASURED:
+            assert_measured(got[key], plat, QUICK_REPETITIONS, what, accept=accept)
+        else:
+            assert_unsupported_once(got[key], what, *how[1:])
+            if how[1] == NOT_APPLICABLE:
+                assert got[key][0]["reason"].startswith(NOT_APPLICABLE), got[key]
+    return want
+
+
+# ---------------------------------------------------------------------------
+# toggle_latency rows: the scenario the run-level tests (crash and hang
+# isolation, Google Benchmark flags) measure with
+
+TOGGLE_VARIANTS = ("flip", "patch", "redundant", "baseline")
+
+
+def assert_toggle_rows(run, plat, strategy, reps=QUICK_REPETITIONS):
+    """toggle_latency rows of one strategy, as this platform must give them."""
+    for v in TOGGLE_VARIANTS:
+        rows = run.select(scenario="toggle_latency", strategy=strategy, variant=v)
+        what = f"toggle_latency/{strategy}/{v}"
+        if not plat.runs(strategy):
+            assert_unsupported_once(rows, what, plat.why(strategy))
+        elif v == "redundant" and strategy in WRITE_CODE_STRATEGIES:
+            assert_unsupported_once(rows, what, "write_code")
+        elif v == "baseline":
+            assert_baseline_rows(rows, plat, reps, what)
+        else:
+            assert_measured(rows, plat, reps, what)
+
+
+# ---------------------------------------------------------------------------
+# Case tables of the scenarios that say exactly which cases they register
+# (mprotect_tlb, dualmap_overhead, icache_flush, thread_contention): each
+# tests/scenarios/test_<scenario>.py has expected_cases(plat, run, strategy)
+# -> {(variant, victims, size_bytes, threads): MEASURED or unsupported(words)}.
+
+def every_variant_unsupported(plat, scenario, strategy):
+    """The cases of a strategy a scenario does not measure: one unsupported
+    row per variant of the table, saying why it cannot run here, or that
+    the question does not apply to it."""
+    why = plat.why(strategy) if not plat.runs(strategy) else NOT_APPLICABLE
+    return {(v, 0, 0, 1): unsupported(why) for v in SCENARIO_TABLE[scenario]["variants"]}
+
+
+def assert_every_strategy_as_expected(run, plat, scenario, expected_cases):
+    """Every user strategy has exactly its expected cases; those that cannot
+    run here say so in the platform's words. Returns the strategies with a
+    measured case."""
+    assert {r["strategy"] for r in run.select(scenario=scenario)} == set(USER_STRATEGIES)
+    measured = set()
+    for s in USER_STRATEGIES:
+        want = assert_rows_as_expected(run, plat, scenario, s, expected_cases(plat, run, s))
+        if any(how == MEASURED for how in want.values()):
+            measured.add(s)
+        for w in plat.must_not_run.get(s, []):
+            assert all(w in r["reason"] for r in run.select(scenario=scenario, strategy=s)), (s, w)
+    return measured
+
+
+def verification_failed(r):
+    return r["status"] == "failed" and "verification failed" in r["reason"]
+
+
+def skipped_write_run(wxbench_test, out, plat, scenario, expected_cases):
+    """scenario under WXBENCH_TEST_INJECT=skip_write for every strategy
+    that runs here, test_hook (write_code) included: each case that is
+    measured in a normal run fails verification, the others stay
+    unsupported. Returns the run."""
+    strategies = plat.running(USER_STRATEGIES + ("test_hook",))
+    assert plat.must_run <= set(strategies) and "test_hook" in strategies
+    run = run_wxbench(wxbench_test, out, "--quick", "--scenario", scenario, "--strategy", ",".join(strategies),
+                      env={"WXBENCH_TEST_INJECT": "skip_write"})
+    for s in strategies:
+        assert_rows_as_expected(run, plat, scenario, s, expected_cases(plat, run, s), accept=verification_failed)
+    assert run.rc == (1 if any(r["status"] != "unsupported" for r in run.rows) else 0), (run.rc, run.stderr)
+    return run

@@ -1,6 +1,7 @@
-/* icache_manual.c - the aarch64 `manual` flush of icache_flush (scenarios/
+/* icache_manual.c - the aarch64 `manual` flush of icache_flush (bench/core/
  * icache_ops.h) outside the benchmark, for qemu-aarch64: built and run by
- * tests/test_scenarios.py where aarch64-linux-gnu-gcc and qemu-aarch64 exist.
+ * tests/scenarios/test_icache_flush.py where aarch64-linux-gnu-gcc and
+ * qemu-aarch64 exist.
  *
  * Under emulation the cache maintenance instructions do nothing (qemu keeps
  * its translated code coherent itself), so this shows what emulation can: the

@@ -1,11 +1,16 @@
-"""jit_workload and wx_audit: rows well formed under --quick, every function
-verified (injected faults fail rows), audit.csv and jit_cross_thread.csv in
-their documented shape, and the audit agreeing with what is known of each
-strategy on this platform (conftest.Platform). The test_hook strategy of the
-test build (writable only inside write_code, like mapjit_callback, built on
-mprotect) runs the write_code paths wherever mprotect runs."""
+"""wx_audit: does each strategy keep its W^X promise, and for how long is
+code writable per patch. audit.csv in its documented shape, the audit
+agreeing with what is known of each strategy on this platform
+(conftest.Platform), --probe printing the same answers, an audit child that
+crashes or hangs, the exposure_window and exposure_baseline rows, injected
+faults, and the write_code strategy of the test build (test_hook, writable
+only inside write_code like mapjit_callback, built on mprotect).
+
+The audit of each strategy runs once per run, in a child of the run's own
+process, before the first wx_audit child of that strategy (bench/app/runner.c);
+its answers go to audit.csv and to the scenario's child."""
 import csv
-import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -13,8 +18,10 @@ from pathlib import Path
 import pytest
 
 from conftest import (USER_STRATEGIES, WRITE_CODE_STRATEGIES, assert_baseline_rows, assert_exit_code,
-                      assert_measured, assert_unsupported_once, run_wxbench)
+                      assert_measured, assert_unsupported_once, flag, median_ns, run_wxbench)
 
+SCENARIO = "wx_audit"
+VARIANTS = ("exposure_window", "exposure_baseline")
 AUDIT_HEADER = "strategy,property,result,evidence"
 PROPERTIES = ("writable_at_rest", "permanent_writable_alias", "writer_can_execute_while_writable",
               "other_thread_can_write_while_writable", "other_thread_can_execute_while_writable",
@@ -22,8 +29,9 @@ PROPERTIES = ("writable_at_rest", "permanent_writable_alias", "writer_can_execut
 # The questions that need an access while the writer holds write access: n/a
 # for a strategy whose window runs only its write_code copy.
 WINDOW_PROPERTIES = PROPERTIES[2:]
-# Known answers (docs/jit-and-audit.md; the unit tests hold the same), per
-# strategy where it runs: yes / no / n/a; None = not fixed here.
+# Known answers (docs/scenarios/wx_audit.md; the unit tests hold the same), per
+# strategy where it runs: yes / no / n/a; None = not fixed here. A strategy
+# not named here gets the generic checks only.
 KNOWN_AUDIT = {
     "rwx": {"writable_at_rest": "yes", "permanent_writable_alias": "no",
             "writer_can_execute_while_writable": "yes", "other_thread_can_execute_while_writable": "yes"},
@@ -40,14 +48,6 @@ KNOWN_AUDIT = {
 for _s in WRITE_CODE_STRATEGIES:
     KNOWN_AUDIT[_s] = {"writable_at_rest": "no", "permanent_writable_alias": "no",
                        **{p: "n/a" for p in WINDOW_PROPERTIES}}
-CROSS_HEADER = "strategy,variant,core_class,repetition,patches,calls,current,in_flight,stale,torn,faulted"
-JIT_VARIANTS = ("compile", "compile_baseline", "ic_patch", "ic_patch_baseline", "cross_thread",
-                "cross_thread_nosync")
-SIZES = (64, 256, 1024)
-BATCHES = (1, 4, 16, 64, 256)
-QUICK_FUNCTIONS = 256
-QUICK_REPETITIONS = 3
-VERIFIED = ("compile", "compile_baseline", "ic_patch", "ic_patch_baseline", "cross_thread", "cross_thread_nosync")
 
 
 def read_csv(path):
@@ -68,12 +68,6 @@ def audit_of(run):
         assert key not in table, f"duplicate audit row {key}"
         table[key] = r
     return table
-
-
-def median(run, **kw):
-    xs = [float(r["ns_per_op"]) for r in run.select(**kw) if r["status"] == "ok"]
-    assert xs, kw
-    return statistics.median(xs)
 
 
 def assert_audit_known(table, strategy):
@@ -101,11 +95,11 @@ def assert_unsupported_audit(table, strategy, reason):
         assert reason[:200] in r["evidence"], (reason, r)
 
 
-def assert_exposure_rows(run, table, plat, strategy, reps=QUICK_REPETITIONS):
+def assert_exposure_rows(run, table, plat, strategy, reps=3):
     """wx_audit's rows for a strategy that runs here: no window where the
     code is always writable or where the window lies inside write_code,
     else measured; the baseline measured where it has its memory."""
-    window = run.select(scenario="wx_audit", strategy=strategy, variant="exposure_window")
+    window = run.select(scenario=SCENARIO, strategy=strategy, variant="exposure_window")
     what = f"wx_audit/{strategy}/exposure_window"
     if table[(strategy, "writable_at_rest")]["result"] == "yes":
         assert_unsupported_once(window, what, "always writable (permanent):")
@@ -115,71 +109,8 @@ def assert_exposure_rows(run, table, plat, strategy, reps=QUICK_REPETITIONS):
     else:
         assert_measured(window, plat, reps, what)
         assert all(int(r["iterations"]) > 0 for r in window)
-    base = run.select(scenario="wx_audit", strategy=strategy, variant="exposure_baseline")
+    base = run.select(scenario=SCENARIO, strategy=strategy, variant="exposure_baseline")
     assert_baseline_rows(base, plat, reps, f"wx_audit/{strategy}/exposure_baseline")
-
-
-def assert_jit_rows(run, plat, strategy, reps=QUICK_REPETITIONS, functions=QUICK_FUNCTIONS):
-    """jit_workload's rows for a strategy that runs here: every compile case
-    of the sweep measured with exactly M functions per repetition, ic_patch
-    measured, cross_thread measured or unsupported for a stated reason."""
-    for v in ("compile", "compile_baseline"):
-        for size in SIZES:
-            for batch in BATCHES:
-                rows = run.select(scenario="jit_workload", strategy=strategy, variant=v, size_bytes=size,
-                                  batch=batch)
-                what = f"jit_workload/{strategy}/{v}/{size}/{batch}"
-                if v == "compile_baseline":
-                    assert_baseline_rows(rows, plat, reps, what)
-                else:
-                    assert_measured(rows, plat, reps, what)
-                assert all(int(r["iterations"]) == functions for r in rows if r["status"] == "ok"), rows
-    assert_measured(run.select(scenario="jit_workload", strategy=strategy, variant="ic_patch"), plat, reps,
-                    f"jit_workload/{strategy}/ic_patch")
-    assert_baseline_rows(run.select(scenario="jit_workload", strategy=strategy, variant="ic_patch_baseline"), plat,
-                         reps, f"jit_workload/{strategy}/ic_patch_baseline")
-    cpus = plat.meta["cores"]["allowed"]
-    for v in ("cross_thread", "cross_thread_nosync"):
-        rows = run.select(scenario="jit_workload", strategy=strategy, variant=v)
-        what = f"jit_workload/{strategy}/{v}"
-        assert rows and all(r["victims"] == "1" and r["threads"] == "1" for r in rows), (what, rows)
-        if cpus < 2:
-            assert_unsupported_once(rows, what, "needs 2 CPUs")
-        elif v == "cross_thread" and not plat.linux:
-            assert_unsupported_once(rows, what, "membarrier")  # Linux only
-        elif rows[0]["status"] == "unsupported":
-            assert v == "cross_thread", (what, rows)  # only SYNC_CORE may be missing (old kernels)
-            assert_unsupported_once(rows, what, "membarrier")
-        else:
-            assert_measured(rows, plat, reps, what)
-
-
-def assert_cross_side_file(run, strategies=None):
-    """jit_cross_thread.csv: one row per ok cross_thread* row (same strategy,
-    variant, core class and repetition), counts adding up."""
-    path = run.out / "jit_cross_thread.csv"
-    ok = [r for r in run.rows if r["scenario"] == "jit_workload" and r["variant"].startswith("cross_thread")
-          and r["status"] == "ok" and (strategies is None or r["strategy"] in strategies)]
-    if not ok:
-        assert not path.exists()
-        return None
-    header, side = read_csv(path)
-    assert header == CROSS_HEADER
-    keyed = {}
-    for r in side:
-        key = (r["strategy"], r["variant"], r["core_class"], r["repetition"])
-        assert key not in keyed, key
-        keyed[key] = r
-    assert set(keyed) == {(r["strategy"], r["variant"], r["core_class"], r["repetition"]) for r in ok}
-    for r in ok:
-        c = keyed[(r["strategy"], r["variant"], r["core_class"], r["repetition"])]
-        n = {k: int(c[k]) for k in CROSS_HEADER.split(",")[4:]}
-        assert n["patches"] == int(r["iterations"])
-        assert n["calls"] > 0
-        assert n["current"] + n["in_flight"] + n["stale"] + n["torn"] + n["faulted"] == n["calls"], c
-        if r["strategy"] in ("rwx", "dualmap"):
-            assert n["faulted"] == 0, c  # the exec view is executable at all times
-    return keyed
 
 
 # --------------------------------------------------------------------- audit
@@ -187,7 +118,7 @@ def assert_cross_side_file(run, strategies=None):
 def test_audit_csv_has_one_row_per_strategy_and_property(quick_run):
     assert_exit_code(quick_run)  # 0, or 1 only for rows whose victims lost their CPU to other programs
     table = audit_of(quick_run)
-    strategies = {r["strategy"] for r in quick_run.rows if r["scenario"] == "wx_audit"}
+    strategies = {r["strategy"] for r in quick_run.rows if r["scenario"] == SCENARIO}
     assert strategies == set(USER_STRATEGIES)
     assert set(table) == {(s, p) for s in strategies for p in PROPERTIES}
     for (s, p), r in table.items():
@@ -204,6 +135,18 @@ def test_audit_matches_known_semantics_here(quick_run, platform):
         assert any(table[(s, p)]["result"] != "n/a" for p in PROPERTIES), s
 
 
+def test_audit_matches_the_strategy_flags(quick_run, platform):
+    """What the table says of a strategy that runs here, the audit finds:
+    always RWX or a writable alias is writable at rest, a writable alias is
+    a permanent writable alias. Holds for a strategy not in KNOWN_AUDIT."""
+    table = audit_of(quick_run)
+    for s in platform.running():
+        if flag(s, "always_rwx") or flag(s, "writable_alias"):
+            assert table[(s, "writable_at_rest")]["result"] == "yes", s
+        if flag(s, "writable_alias"):
+            assert table[(s, "permanent_writable_alias")]["result"] == "yes", s
+
+
 def test_audit_pkey_write_access_is_per_thread(quick_run, platform):
     table = audit_of(quick_run)
     if not platform.runs("pkey"):
@@ -218,14 +161,13 @@ def test_audit_unsupported_strategies_say_why(quick_run, platform):
     table = audit_of(quick_run)
     for s in platform.not_running():
         assert_unsupported_audit(table, s, platform.why(s))
-        rows = quick_run.select(scenario="wx_audit", strategy=s)
-        assert {r["variant"] for r in rows} == {"exposure_window", "exposure_baseline"}
+        rows = quick_run.select(scenario=SCENARIO, strategy=s)
+        assert {r["variant"] for r in rows} == set(VARIANTS)
         for r in rows:
             assert_unsupported_once([r], f"wx_audit/{s}/{r['variant']}", platform.why(s))
 
 
 def test_probe_prints_the_audit(wxbench, platform):
-    import subprocess
     p = subprocess.run([str(wxbench), "--probe"], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
@@ -248,7 +190,7 @@ def test_probe_prints_the_audit(wxbench, platform):
 
 
 def test_audit_child_crash_gives_na_rows_and_a_failed_window(wxbench_test, tmp_path, platform):
-    run = run_wxbench(wxbench_test, tmp_path / "r", "--quick", "--scenario", "wx_audit", "--strategy",
+    run = run_wxbench(wxbench_test, tmp_path / "r", "--quick", "--scenario", SCENARIO, "--strategy",
                       "test_segv,mprotect")
     assert run.rc == 1
     table = audit_of(run)
@@ -264,7 +206,7 @@ def test_audit_child_crash_gives_na_rows_and_a_failed_window(wxbench_test, tmp_p
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_audit_child_does_not_outlive_a_killed_run(wxbench_test, tmp_path):
     out = tmp_path / "r"
-    run = run_wxbench(wxbench_test, out, "--quick", "--scenario", "wx_audit", "--strategy", "test_hang",
+    run = run_wxbench(wxbench_test, out, "--quick", "--scenario", SCENARIO, "--strategy", "test_hang",
                       "--timeout", "2")
     assert run.rc == 1
     # the audit (in a child of the run, under the per-child limit) hung: the
@@ -292,9 +234,8 @@ def test_exposure_rows(quick_run, platform):
     table = audit_of(quick_run)
     for s in platform.running():
         assert_exposure_rows(quick_run, table, platform, s)
-    for s in ("rwx", "dualmap"):  # always writable: no window
-        if platform.runs(s):
-            window = quick_run.select(scenario="wx_audit", strategy=s, variant="exposure_window")
+        if flag(s, "always_rwx") or flag(s, "writable_alias"):  # always writable: no window
+            window = quick_run.select(scenario=SCENARIO, strategy=s, variant="exposure_window")
             assert window[0]["status"] == "unsupported", window
 
 
@@ -306,64 +247,22 @@ def test_mprotect_window_is_longer_than_the_clock_floor(quick_run, platform):
         pytest.skip("no baseline memory here (Apple silicon: the dual mapping is refused): "
                     f"{platform.why('dualmap')}")
     for cls in platform.classes:
-        w = median(quick_run, scenario="wx_audit", strategy="mprotect", variant="exposure_window", core_class=cls)
-        b = median(quick_run, scenario="wx_audit", strategy="mprotect", variant="exposure_baseline", core_class=cls)
+        w = median_ns(quick_run, scenario=SCENARIO, strategy="mprotect", variant="exposure_window", core_class=cls)
+        b = median_ns(quick_run, scenario=SCENARIO, strategy="mprotect", variant="exposure_baseline", core_class=cls)
         assert w > 2 * b, (cls, w, b)
-
-
-# --------------------------------------------------------------- jit_workload
-
-def test_jit_workload_rows_under_quick(quick_run, platform):
-    for s in platform.running():
-        assert_jit_rows(quick_run, platform, s)
-    for s in platform.not_running():
-        rows = quick_run.select(scenario="jit_workload", strategy=s)
-        assert {r["variant"] for r in rows} == set(JIT_VARIANTS)
-        for r in rows:
-            assert_unsupported_once([r], f"jit_workload/{s}/{r['variant']}", platform.why(s))
-
-
-def test_batching_amortises_mprotect(quick_run, platform):
-    """The point of the batch sweep: one mprotect pair per function costs
-    more than one pair per 256 functions. Per core class."""
-    for cls in platform.classes:
-        for size in SIZES:
-            one = median(quick_run, scenario="jit_workload", strategy="mprotect", variant="compile",
-                         size_bytes=size, batch=1, core_class=cls)
-            many = median(quick_run, scenario="jit_workload", strategy="mprotect", variant="compile",
-                          size_bytes=size, batch=256, core_class=cls)
-            assert one > 2 * many, (cls, size, one, many)
-
-
-def test_cross_thread_counts_side_file(quick_run):
-    if assert_cross_side_file(quick_run) is None:
-        pytest.skip("no cross_thread row ran here")
 
 
 @pytest.mark.parametrize("fault", ["corrupt_stub", "skip_write"])
 def test_injected_faults_fail_every_verified_row(wxbench_test, tmp_path, platform, fault):
     strategies = platform.running(USER_STRATEGIES + ("test_hook",))
     assert platform.must_run <= set(strategies) and "test_hook" in strategies
-    run = run_wxbench(wxbench_test, tmp_path / "r", "--quick", "--scenario", "jit_workload,wx_audit",
+    run = run_wxbench(wxbench_test, tmp_path / "r", "--quick", "--scenario", SCENARIO,
                       "--strategy", ",".join(strategies), env={"WXBENCH_TEST_INJECT": fault})
     assert run.rc == 1
     for s in strategies:
-        for v in VERIFIED:
-            every = run.select(scenario="jit_workload", strategy=s, variant=v)
-            rows = [r for r in every if r["status"] != "unsupported"]
-            if v.endswith("_baseline") and not platform.baseline_memory:
-                continue
-            if v.startswith("cross_thread") and every and not rows:
-                # not measured here (no membarrier, one CPU): as in the quick run
-                assert_unsupported_once(every, f"{s}/{v}")
-                assert "membarrier" in every[0]["reason"] or "needs 2 CPUs" in every[0]["reason"], every
-                continue
-            assert rows, (s, v)
+        for v in VARIANTS:
+            rows = [r for r in run.select(scenario=SCENARIO, strategy=s, variant=v) if r["status"] != "unsupported"]
             assert all(r["status"] == "failed" and "verification failed" in r["reason"] for r in rows), (s, v, rows)
-        for v in ("exposure_window", "exposure_baseline"):
-            rows = [r for r in run.select(scenario="wx_audit", strategy=s, variant=v) if r["status"] != "unsupported"]
-            assert all(r["status"] == "failed" and "verification failed" in r["reason"] for r in rows), (s, v, rows)
-    assert not (run.out / "jit_cross_thread.csv").exists(), "counts of failed rows must not be recorded"
     # The audit does not depend on the patch loops: it still answers.
     table = audit_of(run)
     assert all(r["result"] in ("yes", "no") for (s, p), r in table.items() if s == "mprotect")
@@ -372,29 +271,17 @@ def test_injected_faults_fail_every_verified_row(wxbench_test, tmp_path, platfor
 
 # ------------------------------------------------- a write_code strategy here
 
-@pytest.fixture(scope="module")
-def hook_run(wxbench_test, tmp_path_factory):
-    """jit_workload and wx_audit through test_hook: writable only inside
-    write_code, as mapjit_callback is on a Mac."""
-    out = tmp_path_factory.mktemp("hook") / "run"
-    return run_wxbench(wxbench_test, out, "--quick", "--scenario", "jit_workload,wx_audit", "--strategy",
-                       "test_hook", timeout=300)
-
-
 def test_write_code_strategy_rows_are_ok_or_say_why(hook_run, platform):
-    """Never `failed`: every row ok (verified) or unsupported for a stated
-    reason, in the numbers a begin_write strategy would give."""
-    assert hook_run.rc == 0, hook_run.stderr
-    rows = hook_run.rows
+    """Never `failed`: exposure_window unsupported (the window lies inside
+    write_code), exposure_baseline measured where it has its memory."""
+    assert_exit_code(hook_run)
+    rows = hook_run.select(scenario=SCENARIO)
     assert rows and {r["strategy"] for r in rows} == {"test_hook"}
     for r in rows:
         assert r["status"] in ("ok", "unsupported"), r
         if r["status"] == "unsupported":
             assert r["reason"].strip(), r
-    assert_jit_rows(hook_run, platform, "test_hook")
-    table = audit_of(hook_run)
-    assert_exposure_rows(hook_run, table, platform, "test_hook")
-    assert hook_run.meta["rows"]["failed"] == 0
+    assert_exposure_rows(hook_run, audit_of(hook_run), platform, "test_hook")
 
 
 def test_write_code_strategy_audit(hook_run):
@@ -403,30 +290,3 @@ def test_write_code_strategy_audit(hook_run):
     table = audit_of(hook_run)
     assert set(table) == {("test_hook", p) for p in PROPERTIES}
     assert_audit_known(table, "test_hook")
-
-
-def test_write_code_strategy_cross_thread_counts(hook_run):
-    """cross_thread through the hook: counted like any other strategy; the
-    executing thread faults only while mprotect holds the page RW."""
-    keyed = assert_cross_side_file(hook_run, {"test_hook"})
-    if keyed is None:
-        pytest.skip("no cross_thread row ran here (fewer than 2 CPUs)")
-    assert {k[0] for k in keyed} == {"test_hook"}
-
-
-def test_write_code_strategy_timings_are_plausible(hook_run, platform):
-    """Sanity, not a budget: each window of test_hook is two mprotect calls
-    around a copy, so batching amortises it as it does for mprotect, and an
-    ic_patch costs more than the same patch on the baseline's memory, where
-    nothing is switched. Per core class."""
-    for cls in platform.classes:
-        for size in SIZES:
-            one = median(hook_run, scenario="jit_workload", variant="compile", size_bytes=size, batch=1,
-                         core_class=cls)
-            many = median(hook_run, scenario="jit_workload", variant="compile", size_bytes=size, batch=256,
-                          core_class=cls)
-            assert one > 2 * many, (cls, size, one, many)
-        if platform.baseline_memory:
-            patch = median(hook_run, scenario="jit_workload", variant="ic_patch", core_class=cls)
-            base = median(hook_run, scenario="jit_workload", variant="ic_patch_baseline", core_class=cls)
-            assert patch > 2 * base, (cls, patch, base)

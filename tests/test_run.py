@@ -1,5 +1,9 @@
-"""Integration: a real `wxbench --quick` run, isolation of crashes and hangs,
-verification failures, Ctrl-C, and Google Benchmark flags passed through.
+"""A whole run: exit code and header, every row well formed, meta.json (with
+the scenario and strategy tables), the platform it says it is, crash and hang
+isolation, Ctrl-C, fault injection inert in the user build, and Google
+Benchmark flags passed through. What is about one scenario is in
+tests/scenarios/test_<scenario>.py; what holds for every scenario of the
+table in tests/scenarios/test_every_scenario.py.
 
 Expectations come from the platform (conftest.Platform): which strategies
 must run here, which must not and why, and the core classes single-thread
@@ -9,34 +13,18 @@ import csv
 import json
 import math
 import signal
-import statistics
 import subprocess
 import time
 
 import pytest
 
-from conftest import (HEADER, NO_SWITCH_STRATEGIES, ROOT, USER_STRATEGIES, WRITE_CODE_STRATEGIES, assert_baseline_rows,
-                      assert_exit_code, assert_measured, assert_unsupported_once, host_os_arch, run_wxbench,
-                      victim_lost)
+from conftest import (HEADER, QUICK_REPETITIONS, ROOT, SCENARIO_TABLE, STATUSES, STRATEGY_FLAGS, TEST_STRATEGIES,
+                      TOGGLE_VARIANTS, USER_STRATEGIES, assert_exit_code, assert_toggle_rows, host_os_arch,
+                      parse_list, run_wxbench, victim_lost)
 
-STATUSES = {"ok", "unsupported", "failed", "crashed", "timeout"}
-VARIANTS = ("flip", "patch", "redundant", "baseline")
-QUICK_REPETITIONS = 3
-
-
-def assert_toggle_rows(run, plat, strategy, reps=QUICK_REPETITIONS):
-    """toggle_latency rows of one strategy, as this platform must give them."""
-    for v in VARIANTS:
-        rows = run.select(scenario="toggle_latency", strategy=strategy, variant=v)
-        what = f"toggle_latency/{strategy}/{v}"
-        if not plat.runs(strategy):
-            assert_unsupported_once(rows, what, plat.why(strategy))
-        elif v == "redundant" and strategy in WRITE_CODE_STRATEGIES:
-            assert_unsupported_once(rows, what, "write_code")
-        elif v == "baseline":
-            assert_baseline_rows(rows, plat, reps, what)
-        else:
-            assert_measured(rows, plat, reps, what)
+STRATEGY_KEYS = ("name", "summary", "per_thread", "writable_alias", "always_rwx", "no_switch", "write_code",
+                 "selected")
+SCENARIO_KEYS = ("name", "question", "op", "variants", "strategy_free", "selected")
 
 
 def test_quick_run_exit_code_and_header(quick_run):
@@ -135,72 +123,20 @@ def test_rows_are_this_platform(quick_run, platform):
         assert r["core_class"] in platform.classes + ["any"], r
 
 
-def test_toggle_latency_rows_of_strategies_that_run_here(quick_run, platform):
-    """Every variant of every strategy that runs here: ok, --quick's 3
-    repetitions per core class (redundant does not exist for a write_code
-    strategy; the baseline needs its memory)."""
-    running = platform.running()
-    assert platform.must_run <= set(running)
-    for strategy in running:
-        assert_toggle_rows(quick_run, platform, strategy)
-
-
-def test_toggle_latency_unsupported_rows_say_why(quick_run, platform):
-    """A strategy that cannot run here gives one unsupported row per
-    variant, with the reason --list gives (and the platform's words)."""
-    for strategy in platform.not_running():
-        assert_toggle_rows(quick_run, platform, strategy)
-        for w in platform.must_not_run.get(strategy, []):
-            assert all(w in r["reason"] for r in quick_run.select(scenario="toggle_latency", strategy=strategy))
-    pkey = quick_run.select(scenario="toggle_latency", strategy="pkey")
-    assert {r["variant"] for r in pkey} == set(VARIANTS)
-    if not platform.runs("pkey"):
-        assert "pkey_alloc" in pkey[0]["reason"] or "protection keys" in pkey[0]["reason"], pkey[0]
-
-
-def test_mprotect_costs_more_than_doing_nothing(quick_run, platform):
-    """Sanity, not a budget: a real mprotect round trip is a pair of system
-    calls; a strategy that never switches (rwx, or dualmap where rwx is
-    refused) flips with two empty function calls. Per core class."""
-    ref = next((s for s in NO_SWITCH_STRATEGIES if platform.runs(s)), None)
-    if ref is None:
-        pytest.skip(f"neither {' nor '.join(NO_SWITCH_STRATEGIES)} runs here: "
-                    + "; ".join(f"{s}: {platform.why(s)}" for s in NO_SWITCH_STRATEGIES))
-
-    def median(strategy, variant, cls):
-        xs = [float(r["ns_per_op"]) for r in quick_run.select(scenario="toggle_latency", strategy=strategy,
-                                                               variant=variant, core_class=cls)]
-        assert xs, (strategy, variant, cls)
-        return statistics.median(xs)
-    for cls in platform.classes:
-        assert median("mprotect", "flip", cls) > 10 * median(ref, "flip", cls), (ref, cls)
-        assert median("mprotect", "redundant", cls) > median(ref, "redundant", cls), (ref, cls)
-
-
-def test_harness_rows(quick_run, platform):
-    for v in ("shim", "native"):
-        rows = quick_run.select(scenario="harness", strategy="none", variant=v)
-        assert_measured(rows, platform, QUICK_REPETITIONS, f"harness/{v}")
-
-
-def test_tlb_column(quick_run, platform):
+def test_tlb_availability_is_this_platform(quick_run, platform):
     """Counted exactly where /proc/interrupts has a TLB row (x86 Linux);
-    empty on arm64 Linux and on macOS."""
+    not on arm64 Linux nor on macOS (the column per scenario:
+    tests/scenarios/)."""
     meta = quick_run.meta
     assert meta["tlb_shootdowns"]["available"] is platform.tlb_counted, meta["tlb_shootdowns"]
-    rows = quick_run.select(scenario="toggle_latency", strategy="mprotect", variant="flip")
-    assert rows
-    if platform.tlb_counted:
-        assert all(r["tlb_shootdowns_per_op"] != "" for r in rows)
-    else:
-        assert all(r["tlb_shootdowns_per_op"] == "" for r in rows)
 
 
 def test_meta_json(quick_run):
     m = quick_run.meta
     for key in ("wxbench_version", "date_utc", "command_line", "compiler", "gbench_version", "os", "kernel",
                 "machine", "chip", "arch", "cpu_features", "cores", "page_size", "cache_line_size", "timer",
-                "pinning", "load_average", "frequency_scaling", "cycles", "tlb_shootdowns", "finished", "rows"):
+                "pinning", "load_average", "frequency_scaling", "cycles", "tlb_shootdowns", "finished", "rows",
+                "strategies", "scenarios"):
         assert key in m, key
     assert m["finished"] is True and m["interrupted"] is False
     for feat in ("pku", "poe", "ctr_el0_dic", "ctr_el0_idc"):
@@ -214,6 +150,48 @@ def test_meta_json(quick_run):
     assert isinstance(m["pinning"]["measuring_cpu"], int)
 
 
+def test_meta_json_tables_are_the_lists(quick_run, wxbench):
+    """meta.json lists every strategy and scenario of the table, in table
+    order, with their flags: the same names and variants as --list, every
+    one selected in a run without --scenario or --strategy."""
+    m = quick_run.meta
+    assert [t["name"] for t in m["strategies"]] == list(USER_STRATEGIES)
+    for t in m["strategies"]:
+        assert tuple(t) == STRATEGY_KEYS, t
+        assert all(isinstance(t[k], bool) for k in STRATEGY_KEYS[2:]), t
+        assert t["summary"].strip() and t["selected"] is True, t
+    assert [t["name"] for t in m["scenarios"]] == list(SCENARIO_TABLE)
+    for t in m["scenarios"]:
+        assert tuple(t) == SCENARIO_KEYS, t
+        assert t["question"].strip() and t["op"].strip() and t["selected"] is True, t
+        assert t["variants"] == SCENARIO_TABLE[t["name"]]["variants"], t
+        assert t["strategy_free"] is SCENARIO_TABLE[t["name"]]["strategy_free"], t
+    assert not any(s.startswith("test_") for s in USER_STRATEGIES), "test-only strategies must not reach users"
+
+
+def test_selection_is_recorded_in_the_tables(wxbench, tmp_path):
+    """--scenario and --strategy mark what they select; the tables stay whole."""
+    run = run_wxbench(wxbench, tmp_path / "r", "--quick", "--scenario", "harness", "--strategy", "mprotect")
+    assert run.rc == 0, run.stderr
+    m = run.meta
+    assert [t["name"] for t in m["strategies"] if t["selected"]] == ["mprotect"]
+    assert [t["name"] for t in m["strategies"]] == list(USER_STRATEGIES)
+    assert [t["name"] for t in m["scenarios"] if t["selected"]] == ["harness"]
+    assert [t["name"] for t in m["scenarios"]] == list(SCENARIO_TABLE)
+
+
+def test_test_build_table_is_the_user_table_and_test_strategies(wxbench_test):
+    """The test build has the user build's strategies, in the same order,
+    then the test-only ones (its own meta.json and --list say so)."""
+    names = list(STRATEGY_FLAGS)
+    assert names[:len(USER_STRATEGIES)] == list(USER_STRATEGIES), names
+    assert TEST_STRATEGIES and all(s.startswith("test_") for s in TEST_STRATEGIES), TEST_STRATEGIES
+    assert {"test_segv", "test_hang", "test_hook"} <= set(TEST_STRATEGIES)
+    p = subprocess.run([str(wxbench_test), "--list"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert p.returncode == 0, p.stderr
+    assert list(parse_list(p.stdout)) == names
+
+
 def test_crash_becomes_a_row_and_other_rows_are_kept(wxbench_test, tmp_path, platform):
     """mprotect runs before test_segv and test_hook after it (the table's
     order, not the command line's); both keep every row."""
@@ -223,7 +201,7 @@ def test_crash_becomes_a_row_and_other_rows_are_kept(wxbench_test, tmp_path, pla
     crashed = run.select(strategy="test_segv")
     assert len(crashed) == 1 and crashed[0]["status"] == "crashed"
     assert "SIGSEGV" in crashed[0]["reason"]
-    assert crashed[0]["variant"] in VARIANTS  # names the case it was measuring
+    assert crashed[0]["variant"] in TOGGLE_VARIANTS  # names the case it was measuring
     order = [r["strategy"] for r in run.rows]
     assert order.index("mprotect") < order.index("test_segv") < order.index("test_hook")
     for s in ("mprotect", "test_hook"):
@@ -240,23 +218,6 @@ def test_hang_becomes_a_timeout_row(wxbench_test, tmp_path, platform):
     rows = run.select(strategy="test_hang")
     assert len(rows) == 1 and rows[0]["status"] == "timeout" and "2 s" in rows[0]["reason"]
     assert_toggle_rows(run, platform, "mprotect")
-
-
-def test_skipped_write_fails_verification(wxbench_test, tmp_path, platform):
-    strategies = platform.running(("rwx", "mprotect", "dualmap", "mapjit", "mapjit_callback", "pkey", "test_hook"))
-    assert "mprotect" in strategies and "test_hook" in strategies
-    run = run_wxbench(wxbench_test, tmp_path / "r", "--quick", "--scenario", "toggle_latency",
-                      "--strategy", ",".join(strategies), env={"WXBENCH_TEST_INJECT": "skip_write"})
-    assert run.rc == 1
-    for s in strategies:
-        for v in ("patch", "baseline"):
-            rows = run.select(strategy=s, variant=v)
-            if v == "baseline" and not platform.baseline_memory:
-                assert_baseline_rows(rows, platform, QUICK_REPETITIONS, f"{s}/{v}")
-                continue
-            assert rows and all(r["status"] == "failed" for r in rows), (s, v, rows)
-            assert all("verification failed" in r["reason"] for r in rows)
-        assert_measured(run.select(strategy=s, variant="flip"), platform, QUICK_REPETITIONS, f"{s}/flip")
 
 
 def test_injection_is_inert_in_the_user_build(wxbench, tmp_path, platform):
@@ -302,4 +263,4 @@ def test_google_benchmark_flags_pass_through(wxbench, tmp_path, platform):
     assert '"benchmarks"' in run.stdout  # the JSON display reporter wrote to stdout
     assert_toggle_rows(run, platform, "mprotect")
     if platform.baseline_memory:
-        assert len(run.rows) == 4 * QUICK_REPETITIONS * len(platform.classes)
+        assert len(run.rows) == len(TOGGLE_VARIANTS) * QUICK_REPETITIONS * len(platform.classes)
