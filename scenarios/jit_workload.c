@@ -238,7 +238,7 @@ static const wx_kernel k_ic_baseline = {.state_size = sizeof(ic_state), .step = 
  * --------------------------------------------------------------------- */
 
 #define CROSS_PATCHES 10000u      /* fixed per repetition */
-#define CROSS_PATCHES_QUICK 1000u
+#define CROSS_PATCHES_QUICK 5000u  /* a loop long enough to judge whether the executing thread ran */
 
 static void jit_register(const wx_run *run)
 {

@@ -99,7 +99,7 @@ def quick_run(wxbench, tmp_path_factory):
     """`wxbench --quick` once per session (every scenario, every strategy),
     shared by the run-level and the scenario tests."""
     out = tmp_path_factory.mktemp("quick") / "run"
-    return run_wxbench(wxbench, out, "--quick", timeout=600)
+    return run_retrying_busy(wxbench, out, "--quick", timeout=600)
 
 
 @pytest.fixture(scope="session")
@@ -108,7 +108,7 @@ def hook_run(wxbench_test, tmp_path_factory):
     writable only inside write_code, as mapjit_callback is on a Mac, built
     on mprotect, so the write_code paths run wherever mprotect runs."""
     out = tmp_path_factory.mktemp("hook") / "run"
-    return run_wxbench(wxbench_test, out, "--quick", "--strategy", "test_hook", timeout=600)
+    return run_retrying_busy(wxbench_test, out, "--quick", "--strategy", "test_hook", timeout=600)
 
 
 # ---------------------------------------------------------------------------
@@ -384,7 +384,40 @@ VICTIM_LOST = re.compile(r"victim (thread|process) \d+ \(CPU -?\d+\) was on its 
                          r"loop \(\d+\.\d{3} of \d+\.\d{3} ms; at least 25% is needed\): its CPU was busy with "
                          r"other work")
 # Where that check runs: the scenario and the variants with victims.
-VICTIM_CASES = {"mprotect_tlb": ("flip", "noop", "flip_victim_processes"), "icache_flush": ("membarrier",)}
+VICTIM_CASES = {"mprotect_tlb": ("flip", "noop", "flip_victim_processes"), "icache_flush": ("membarrier",),
+                "jit_workload": ("cross_thread", "cross_thread_nosync")}
+# The allowance is bounded: in each of those variants, at least this share of
+# the rows with victims must be ok. A busy machine may cost a few rows, not a
+# variant; a victim check that fails everything (a unit mixed up, say) is a bug.
+MIN_OK_VICTIM_SHARE = 0.5
+
+
+def victim_allowance(run):
+    """[] when every victim variant of the run has at least MIN_OK_VICTIM_SHARE of
+    its rows with victims ok; else a line per variant that lost more."""
+    out = []
+    groups = {}
+    for r in run.rows:
+        if r["variant"] in VICTIM_CASES.get(r["scenario"], ()) and r["victims"] not in ("", "0") \
+                and r["status"] in ("ok", "failed"):
+            groups.setdefault((r["scenario"], r.get("strategy", ""), r["variant"]), []).append(r)
+    for key, rows in sorted(groups.items()):
+        ok = sum(r["status"] == "ok" for r in rows)
+        if ok < MIN_OK_VICTIM_SHARE * len(rows):
+            out.append(f"{'/'.join(key)}: {ok} of {len(rows)} rows with victims ok")
+    return out
+
+
+def run_retrying_busy(binary, out, *args, **kw):
+    """run_wxbench, and once more (into out + '-retry') when the machine was so busy
+    that a victim variant lost more than its allowance; the second run stands."""
+    run = run_wxbench(binary, out, *args, **kw)
+    lost = victim_allowance(run)
+    if lost:
+        print(f"note: {out}: victims lost their CPUs beyond the allowance ({'; '.join(lost)}); running once more",
+              file=sys.stderr)
+        run = run_wxbench(binary, Path(str(out) + "-retry"), *args, **kw)
+    return run
 
 
 def victim_lost(r):
@@ -401,6 +434,7 @@ def assert_exit_code(run):
     bad = [r for r in run.rows if r["status"] not in ("ok", "unsupported")]
     lost = [r for r in bad if victim_lost(r)]
     assert lost == bad, [r for r in bad if not victim_lost(r)]
+    assert not victim_allowance(run), victim_allowance(run)
     assert run.rc == (1 if bad else 0), (run.rc, run.stderr, bad)
 
 

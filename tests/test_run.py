@@ -193,31 +193,33 @@ def test_test_build_table_is_the_user_table_and_test_strategies(wxbench_test):
 
 
 def test_crash_becomes_a_row_and_other_rows_are_kept(wxbench_test, tmp_path, platform):
-    """mprotect runs before test_segv and test_hook after it (the table's
-    order, not the command line's); both keep every row."""
+    """Every repetition of test_segv is a process of its own that dies: one
+    crashed row each, naming the case and the repetition; the processes of
+    mprotect and test_hook, run before, between and after them in the
+    shuffled order, keep every row."""
     run = run_wxbench(wxbench_test, tmp_path / "r", "--quick", "--scenario", "toggle_latency",
                       "--strategy", "mprotect,test_segv,test_hook")
     assert run.rc == 1
     crashed = run.select(strategy="test_segv")
-    assert len(crashed) == 1 and crashed[0]["status"] == "crashed"
-    assert "SIGSEGV" in crashed[0]["reason"]
-    assert crashed[0]["variant"] in TOGGLE_VARIANTS  # names the case it was measuring
-    order = [r["strategy"] for r in run.rows]
-    assert order.index("mprotect") < order.index("test_segv") < order.index("test_hook")
+    assert len(crashed) == QUICK_REPETITIONS and all(r["status"] == "crashed" for r in crashed), crashed
+    assert sorted(int(r["repetition"]) for r in crashed) == list(range(1, QUICK_REPETITIONS + 1))
+    for r in crashed:
+        assert "SIGSEGV" in r["reason"]
+        assert r["variant"] in TOGGLE_VARIANTS  # names the case it was measuring
     for s in ("mprotect", "test_hook"):
         assert_toggle_rows(run, platform, s)
-    assert run.meta["rows"]["crashed"] == 1
+    assert run.meta["rows"]["crashed"] == QUICK_REPETITIONS
 
 
 def test_hang_becomes_a_timeout_row(wxbench_test, tmp_path, platform):
     t0 = time.monotonic()
     run = run_wxbench(wxbench_test, tmp_path / "r", "--quick", "--scenario", "toggle_latency",
-                      "--strategy", "test_hang,mprotect", "--timeout", "2")
+                      "--strategy", "test_hang,mprotect", "--timeout", "2", "--repetitions", "2")
     assert time.monotonic() - t0 < 60
     assert run.rc == 1
     rows = run.select(strategy="test_hang")
-    assert len(rows) == 1 and rows[0]["status"] == "timeout" and "2 s" in rows[0]["reason"]
-    assert_toggle_rows(run, platform, "mprotect")
+    assert len(rows) == 2 and all(r["status"] == "timeout" and "2 s" in r["reason"] for r in rows), rows
+    assert_toggle_rows(run, platform, "mprotect", reps=2)
 
 
 def test_injection_is_inert_in_the_user_build(wxbench, tmp_path, platform):
@@ -250,17 +252,22 @@ def test_ctrl_c_keeps_finished_rows(wxbench, tmp_path):
 
 
 def test_google_benchmark_flags_pass_through(wxbench, tmp_path, platform):
+    """Flags after -- reach Google Benchmark in every child (console and csv
+    reports per child); the JSON of the run is one document (gb.json), on
+    stdout with --benchmark_format=json and copied to --benchmark_out."""
     out = tmp_path / "r"
     jout = tmp_path / "gb.json"
     run = run_wxbench(wxbench, out, "--quick", "--scenario", "toggle_latency", "--strategy", "mprotect", "--",
                       "--benchmark_format=json", f"--benchmark_out={jout}")
     assert run.rc == 0, run.stderr
-    child = tmp_path / "gb.toggle_latency.mprotect.json"
-    assert child.exists(), list(tmp_path.iterdir())
-    doc = json.loads(child.read_text())
+    doc = json.loads(jout.read_text())
+    assert json.loads(run.stdout) == doc  # stdout is that one document, nothing else
     names = [b["name"] for b in doc["benchmarks"]]
     assert any("toggle_latency/mprotect/patch" in n for n in names)
-    assert '"benchmarks"' in run.stdout  # the JSON display reporter wrote to stdout
+    console = run_wxbench(wxbench, tmp_path / "c", "--quick", "--scenario", "toggle_latency", "--strategy",
+                          "mprotect", "--", "--benchmark_format=console", "--benchmark_counters_tabular=true")
+    assert console.rc == 0, console.stderr
+    assert "toggle_latency/mprotect/flip" in console.stdout and "Time" in console.stdout
     assert_toggle_rows(run, platform, "mprotect")
     if platform.baseline_memory:
         assert len(run.rows) == len(TOGGLE_VARIANTS) * QUICK_REPETITIONS * len(platform.classes)

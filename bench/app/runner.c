@@ -266,7 +266,7 @@ static void run_job(run_state *rs, const job *j)
 
     wx_child_ctx ctx = {
         .o = o, .m = &rs->m, .dir = rs->dir, .csv_fd = rs->csv_fd, .sc = p->sc, .st = p->st,
-        .audit = p->sc->needs_audit && p->supported ? audit_of(rs, p->st) : NULL,
+        .audit = p->sc->needs_audit ? audit_of(rs, p->st) : NULL, /* n/a rows for an unsupported one */
         .repetition = j->repetition, .layout_pages = j->layout_pages,
     };
     last_case last;

@@ -94,8 +94,6 @@ enum {
     WX_K_VICTIM_PROCESSES = 1u << 2, /* victims are forked processes (before setup), not threads */
     WX_K_SHORT = 1u << 3,            /* a quarter of the run's min time (>= 2 ms; >= 10 ms with
                                         victims), where the case sets none */
-    WX_K_OWN_VICTIMS = 1u << 4,      /* the kernel runs what the case's victims column counts itself
-                                        (jit_workload's executing thread); the harness starts none */
 };
 
 /* A kernel: the operation a case measures. Every function but ops is

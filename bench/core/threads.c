@@ -28,7 +28,8 @@
 #endif
 
 #define START_TIMEOUT_NS 5000000000ull
-#define CPU_REPORT_STEPS 1024u /* a victim reports its CPU time every this many steps */
+#define CPU_REPORT_STEPS 1024u /* a victim reports its CPU time every this many steps ... */
+#define CPU_REPORT_NS 100000u   /* ... or when this long has passed (slow steps), looked at every 16 */
 #define STOP_TIMEOUT_NS 5000000000ull
 
 /* ---------------------------------------------------------------------------
@@ -64,6 +65,7 @@ enum { SLOT_STARTING, SLOT_READY, SLOT_RUNNING, SLOT_FAILED, SLOT_DONE };
 typedef struct slot {
     _Alignas(128) _Atomic uint64_t steps; /* done steps since the start barrier */
     _Atomic uint64_t cpu_ns;              /* the victim's CPU time, as it last reported it */
+    _Atomic uint64_t idles;               /* steps that did nothing (the victim then slept) */
     _Atomic int state;                    /* SLOT_* */
     int cpu;                              /* CPU it pinned itself to, -1 if unpinned */
     char why[WX_REASON_LEN];              /* what failed, when state is SLOT_FAILED */
@@ -138,19 +140,27 @@ static void victim_run(wx_victims *v, int k, pid_t parent)
     }
     atomic_store(&s->cpu_ns, thread_cpu_ns());
     atomic_store(&s->state, SLOT_RUNNING);
-    uint64_t steps = 0;
+    uint64_t steps = 0, reported = wx_now_ns();
     unsigned tick = 0;
     while (!atomic_load_explicit(&v->ctl->stop, memory_order_relaxed)) {
         int r = v->step(v->arg, k, why, sizeof why);
         if (r == WX_STEP_DONE) {
             atomic_store_explicit(&s->steps, ++steps, memory_order_relaxed);
         } else if (r == WX_STEP_IDLE) {
+            atomic_fetch_add_explicit(&s->idles, 1, memory_order_relaxed);
             sleep_ns(1000000);
         } else {
             slot_fail(s, why[0] ? why : "step failed");
             return;
         }
-        if ((++tick % CPU_REPORT_STEPS) == 0 || r == WX_STEP_IDLE) {
+        ++tick;
+        int due = (tick % CPU_REPORT_STEPS) == 0 || r == WX_STEP_IDLE;
+        if (!due && (tick % 16) == 0) {
+            uint64_t now = wx_now_ns();
+            due = now - reported >= CPU_REPORT_NS;
+        }
+        if (due) {
+            reported = wx_now_ns();
             atomic_store_explicit(&s->cpu_ns, thread_cpu_ns(), memory_order_relaxed);
             if (parent && (tick % (16 * CPU_REPORT_STEPS)) == 0 && getppid() != parent)
                 return; /* the measuring process is gone */
@@ -176,6 +186,7 @@ void wx_victims_mark_now(const wx_victims *v, wx_victims_mark *m)
     memset(m, 0, sizeof *m);
     for (int k = 0; v && k < v->n; k++) {
         m->steps[k] = atomic_load(&v->ctl->slots[k].steps);
+        m->idles[k] = atomic_load(&v->ctl->slots[k].idles);
         m->cpu_ns[k] = atomic_load(&v->ctl->slots[k].cpu_ns);
     }
     m->wall_ns = wx_now_ns();
@@ -194,14 +205,17 @@ int wx_victims_check(const wx_victims *v, const wx_victims_mark *since, uint64_t
         }
         if (wall < min_window_ns)
             continue; /* an estimating run: not reported, too short to judge */
+        /* Its share of the loop on its CPU first: a victim the machine
+         * kept off its CPU made no progress for that reason, not a bug. */
         uint64_t now = atomic_load(&s->steps);
-        if (now <= since->steps[k]) {
+        uint64_t cpu = atomic_load(&s->cpu_ns) - since->cpu_ns[k];
+        double share = wall ? (double)cpu / (double)wall : 1.0;
+        uint64_t idles = atomic_load(&s->idles) - since->idles[k];
+        if (now <= since->steps[k] && (idles > 0 || share >= WX_VICTIM_MIN_RUNNING)) {
             snprintf(why, len, "victim %s %d (CPU %d) made no progress during the timed loop (%llu steps before and after)",
                      kind, k, s->cpu, (unsigned long long)now);
             return -1;
         }
-        uint64_t cpu = atomic_load(&s->cpu_ns) - since->cpu_ns[k];
-        double share = wall ? (double)cpu / (double)wall : 1.0;
         if (share < WX_VICTIM_MIN_RUNNING) {
             snprintf(why, len,
                      "victim %s %d (CPU %d) was on its CPU for only %.0f%% of the timed loop (%.3f of %.3f ms; at "

@@ -92,6 +92,7 @@ wx_victims *wx_victims_start(wx_victim_kind kind, int n, wx_victim_prepare_fn pr
 typedef struct wx_victims_mark {
     uint64_t wall_ns;                  /* wx_now_ns() when taken */
     uint64_t steps[WX_VICTIMS_MAX];    /* done steps of each victim */
+    uint64_t idles[WX_VICTIMS_MAX];    /* steps that did nothing, of each victim */
     uint64_t cpu_ns[WX_VICTIMS_MAX];   /* CPU time each victim last reported */
 } wx_victims_mark;
 
@@ -102,7 +103,9 @@ void wx_victims_mark_now(const wx_victims *v, wx_victims_mark *m);
 /* 0 if since m every victim counted a step, spent at least
  * WX_VICTIM_MIN_RUNNING of the wall time on its CPU, and none failed; else
  * -1 with why[] naming the first victim that did not (index, CPU, steps,
- * share of the time it ran). A window shorter than min_window_ns is only
+ * share of the time it ran). A victim that made no step is said to have
+ * made no progress when it went idle or had its CPU (a bug), and to have
+ * lost its CPU when it was kept off it (a busy machine). A window shorter than min_window_ns is only
  * checked for failed victims: pass the case's min_time, since Google
  * Benchmark's estimating runs are shorter and are not reported, while every
  * run it reports lasts at least that long. */

@@ -11,7 +11,7 @@ import csv
 import pytest
 
 from conftest import (NO_SWITCH_STRATEGIES, QUICK_REPETITIONS, SCENARIO_TABLE, USER_STRATEGIES, assert_baseline_rows,
-                      assert_exit_code, assert_measured, assert_unsupported_once, median_ns, run_wxbench)
+                      assert_exit_code, assert_measured, assert_unsupported_once, median_ns, ok_or_lost, run_wxbench)
 
 SCENARIO = "jit_workload"
 CROSS_HEADER = "strategy,variant,core_class,repetition,patches,calls,current,in_flight,stale,torn,faulted"
@@ -61,7 +61,8 @@ def assert_jit_rows(run, plat, strategy, reps=QUICK_REPETITIONS, functions=QUICK
             assert v == "cross_thread", (what, rows)  # only SYNC_CORE may be missing (old kernels)
             assert_unsupported_once(rows, what, "membarrier")
         else:
-            assert_measured(rows, plat, reps, what)
+            # the executing thread is the case's victim: failed only for a busy CPU, within the allowance
+            assert_measured(rows, plat, reps, what, accept=ok_or_lost)
 
 
 def assert_cross_side_file(run, strategies=None):

@@ -103,7 +103,10 @@ def test_shootdowns_reach_threads_not_processes(quick_run, platform):
     for size in (page, 1024 * page):
         threads = tlb("mprotect", "flip", size)
         if threads:
-            assert min(threads) > 0.5, (size, threads)  # each mprotect interrupts the victims' CPUs
+            # each round trip interrupts the victim's CPU (twice) whenever the victim runs there, which it
+            # must for at least a quarter of the loop (WX_VICTIM_MIN_RUNNING): at least 2 x 0.25 per op,
+            # less a margin for interrupts that come in while it was off its CPU
+            assert min(threads) > 0.25, (size, threads)
             checked += 1
         procs = tlb("mprotect", "flip_victim_processes", size)
         if procs:
@@ -111,8 +114,9 @@ def test_shootdowns_reach_threads_not_processes(quick_run, platform):
         same = tlb("dualmap", "flip", size)
         if same:
             assert statistics.median(same) < 0.1, (size, same)  # nothing changes protection
-    if not checked:
-        pytest.skip("every victim lost its CPU to other work during the timed loops: the machine was busy")
+    # the victims' allowance (conftest.victim_allowance) keeps at least half of each variant's rows ok,
+    # so some size must have been checked: this test never skips itself into passing
+    assert checked, "no mprotect_tlb/mprotect/flip row with victims was ok at any size"
 
 
 # --- a write_code strategy here (test_hook) ---------------------------------------------------
