@@ -16,7 +16,9 @@
  *   exec_span  size_bytes/page pages (1 .. 4096), one stub per page (at
  *              offset (i*64) % page, so the stubs spread over cache sets);
  *              the ops call the stubs round-robin through the executable view
- *              and check each value        op = one call of one page's stub
+ *              and check each value; a repetition is a fixed number of calls
+ *              that visits every page 16 times (at least 100,000 calls)
+ *                                          op = one call of one page's stub
  *
  * A strategy writable only inside write_code (mapjit_callback; the test
  * build's test_hook) writes through its staging buffer (wx_code_begin): in
@@ -47,6 +49,8 @@
 static const char *const do_variants[] = {"setup", "steady", "exec_span", NULL};
 
 #define FIRST_VALUE 7u
+#define SPAN_VISITS 16u         /* exec_span: calls per page in one timed loop ... */
+#define SPAN_MIN_CALLS 100000u  /* ... and at least this many calls */
 #define HOG_LIMIT 1048576L /* map_exhaust refuses to fill more mappings than this */
 
 /* vm.max_map_count, or -1 where there is none to read. */
@@ -301,11 +305,15 @@ static void do_register(const wx_run *run)
     static const uint64_t full_pages[] = {1, 4, 16, 64, 256, 1024, 4096};
     static const uint64_t quick_pages[] = {1, 4096};
     const wx_axis pages = WX_AXIS_Q(run, full_pages, quick_pages);
-    uint64_t sizes[16];
-    for (size_t i = 0; i < pages.n; i++)
-        sizes[i] = pages.v[i] * (uint64_t)run->page_size;
-    c = (wx_case){.variant = "exec_span"};
-    wx_add_product(&c, &k_span, (wx_axis){sizes, pages.n}, WX_AXIS_NONE, WX_AXIS_NONE, WX_AXIS_NONE, 0);
+    /* A fixed count of calls that visits every page SPAN_VISITS times
+     * (at least SPAN_MIN_CALLS): the op is a call on code spread over all
+     * the pages, so a timed loop must never end before it reached them. */
+    for (size_t i = 0; i < pages.n; i++) {
+        uint64_t calls = pages.v[i] * SPAN_VISITS > SPAN_MIN_CALLS ? pages.v[i] * SPAN_VISITS : SPAN_MIN_CALLS;
+        c = (wx_case){.variant = "exec_span", .size_bytes = pages.v[i] * (uint64_t)run->page_size,
+                      .iterations = calls};
+        wx_add(&c, &k_span);
+    }
 }
 
 const wx_scenario wx_scenario_dualmap_overhead = {

@@ -12,8 +12,10 @@ add() { passed=$((passed + ${1:-0})); failed=$((failed + ${2:-0})); skipped=$((s
 
 echo "== unit tests (C core)"
 out=$(mktemp)
-build/unit_tests | tee "$out"
-rc=$?
+status=$(mktemp)
+# shown as it runs; the status is the unit tests' own, not the pipe's last command's
+{ build/unit_tests 2>&1; echo $? >"$status"; } | tee "$out"
+rc=$(cat "$status")
 line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -1)
 if [ -n "$line" ]; then
     add $(echo "$line" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed(, ([0-9]+) skipped)?.*/\1 \2 \4/')
@@ -23,16 +25,19 @@ else
 fi
 
 echo "== pytest (command line, integration, scenarios, scripts)"
-"$py" -m pytest tests -q -rs -p no:cacheprovider 2>&1 | tee "$out"
+{ "$py" -m pytest tests -q -rs -p no:cacheprovider 2>&1; echo $? >"$status"; } | tee "$out"
+prc=$(cat "$status")
 line=$(tail -1 "$out")
 p=$(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+'); p=${p:-0}
 f=$(echo "$line" | grep -oE '[0-9]+ (failed|error|errors)' | awk '{n += $1} END {print n + 0}')
 s=$(echo "$line" | grep -oE '[0-9]+ skipped' | grep -oE '[0-9]+'); s=${s:-0}
 if [ "$p" = 0 ] && [ "$f" = 0 ]; then
     echo "pytest ran no test: $line"; f=1
+elif [ "$prc" -ne 0 ] && [ "$f" = 0 ]; then
+    echo "pytest exited $prc without counting a failure: $line"; f=1
 fi
 add "$p" "$f" "$s"
-rm -f "$out"
+rm -f "$out" "$status"
 
 echo "total: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -1,5 +1,6 @@
 """Command line: help, list, probe, and every bad input refused with exit 2
 before anything is measured."""
+import re
 import subprocess
 
 import pytest
@@ -11,11 +12,47 @@ def run(binary, *args, timeout=60):
     return subprocess.run([str(binary), *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
 
 
+def accepted_options():
+    """Every option the parser accepts, read from its source (bench/app/options.c)."""
+    src = (ROOT / "bench" / "app" / "options.c").read_text()
+    opts = set(re.findall(r'strcmp\(name, "(--[a-z-]+)"\)', src))
+    assert {"--quick", "--scenario", "--out", "--seed", "--target-ci"} <= opts, opts
+    return opts
+
+
 def test_help_lists_every_option(wxbench):
     p = run(wxbench, "--help")
     assert p.returncode == 0
-    for opt in ("--list", "--probe", "--quick", "--scenario", "--strategy", "--repetitions", "--out", "--"):
-        assert opt in p.stdout
+    words = set(re.findall(r"(?<![\w-])(--[a-z-]+)", p.stdout))
+    aliases = {"--scenarios", "--strategies"}  # accepted spellings of --scenario and --strategy
+    missing = accepted_options() - aliases - words
+    assert not missing, f"--help does not name {sorted(missing)}"
+    assert "-- FLAGS" in p.stdout
+
+
+def test_help_says_the_defaults_the_run_uses(wxbench, tmp_path):
+    """The defaults --help states are the settings a run without flags records."""
+    p = run(wxbench, "--help")
+    text = " ".join(p.stdout.split())
+    reps = re.search(r"--repetitions N .*?\(default (\d+); quick (\d+)\)", text)
+    mint = re.search(r"--min-time S seconds per repetition \(default ([0-9.]+); quick ([0-9.]+)\)", text)
+    tout = re.search(r"--timeout S .*?\(default (\d+)\)", text)
+    assert reps and mint and tout, text
+    for quick in (False, True):
+        out = tmp_path / f"run{int(quick)}"
+        r = subprocess.run([str(wxbench), "--scenario", "harness", "--strategy", "none", "--repetitions", "1", "--out",
+                            str(out)] + (["--quick"] if quick else []), capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        import json
+        settings = json.loads((out / "meta.json").read_text())["settings"]
+        assert settings["min_time_s"] == float(mint.group(2 if quick else 1))
+        assert settings["timeout_s"] == int(tout.group(1))
+    # the repetitions default, without --repetitions (only the count of processes is looked at)
+    r = subprocess.run([str(wxbench), "--scenario", "harness", "--strategy", "none", "--quick", "--out",
+                        str(tmp_path / "q")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    import json
+    assert json.loads((tmp_path / "q" / "meta.json").read_text())["settings"]["repetitions"] == int(reps.group(2))
 
 
 def test_list_names_every_scenario_and_strategy_with_status(wxbench, platform):

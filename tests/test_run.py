@@ -12,9 +12,12 @@ levels: every measured case has its repetitions once per class)."""
 import csv
 import json
 import math
+import os
 import signal
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -148,6 +151,56 @@ def test_meta_json(quick_run):
     assert m["rows"]["unsupported"] == sum(r["status"] == "unsupported" for r in rows)
     assert m["machine"] == rows[0]["machine"]
     assert isinstance(m["pinning"]["measuring_cpu"], int)
+
+
+def test_counter_columns_are_empty_exactly_where_meta_says_unavailable(quick_run):
+    m = quick_run.meta
+    ok = [r for r in quick_run.rows if r["status"] == "ok" and r["scenario"] != "harness"]
+    cycles = {r["cycles_per_op"] != "" for r in ok}
+    tlb = {r["tlb_shootdowns_per_op"] != "" for r in ok}
+    assert cycles == {bool(m["cycles"]["available"])}, (m["cycles"], cycles)
+    assert tlb == {bool(m["tlb_shootdowns"]["available"])}, (m["tlb_shootdowns"], tlb)
+    if not m["cycles"]["available"]:
+        assert m["cycles"]["reason"], "cycles not counted without saying why"
+
+
+def test_meta_json_says_what_the_os_says(quick_run):
+    m = quick_run.meta
+    assert m["page_size"] == os.sysconf("SC_PAGE_SIZE")
+    assert m["cores"]["logical_online"] == os.sysconf("SC_NPROCESSORS_ONLN")
+    if hasattr(os, "sched_getaffinity"):
+        assert m["cores"]["allowed"] == len(os.sched_getaffinity(0))
+    if sys.platform.startswith("linux") and Path("/proc/cpuinfo").exists():
+        flags = set()
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+        if flags:
+            assert m["cpu_features"]["pku"] is ("pku" in flags)
+            assert m["cpu_features"]["ospke"] is ("ospke" in flags)
+            assert m["cpu_features"]["hypervisor"] is ("hypervisor" in flags or Path("/sys/hypervisor/type").exists())
+    if Path("/proc/sys/kernel/randomize_va_space").exists():
+        assert m["replication"]["aslr"] == int(Path("/proc/sys/kernel/randomize_va_space").read_text())
+
+
+@pytest.mark.parametrize("fmt", ["console", "csv", "json"])
+def test_google_benchmark_report_formats(wxbench, tmp_path, fmt):
+    run = run_wxbench(wxbench, tmp_path / "r", "--quick", "--scenario", "harness", "--strategy", "none",
+                      "--repetitions", "2", "--", f"--benchmark_format={fmt}")
+    assert run.rc == 0, run.stderr
+    if fmt == "json":
+        doc = json.loads(run.stdout)
+        assert {b["name"] for b in doc["benchmarks"] if b["run_type"] == "iteration"} == {
+            "harness/none/shim/threads:1/victims:0/size:0/batch:1",
+            "harness/none/native/threads:1/victims:0/size:0/batch:1"}
+    elif fmt == "csv":
+        lines = [l for l in run.stdout.splitlines() if l.startswith('"harness/none/')]
+        assert len(lines) == 2 * 2, run.stdout  # 2 variants x 2 processes, a CSV line each
+        assert all(l.count(",") >= 5 for l in lines)
+    else:
+        assert run.stdout.count("harness/none/shim") == 2 and "Iterations" in run.stdout, run.stdout
+    assert len(run.rows) == 4
 
 
 def test_meta_json_tables_are_the_lists(quick_run, wxbench):

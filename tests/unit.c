@@ -15,6 +15,7 @@
 #include "../bench/app/results.h"
 #include "../bench/app/stats.h"
 #include "../bench/core/platform_util.h"
+#include "../bench/core/threads.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -772,6 +773,21 @@ static void test_csv_quoting(void)
     CHECK(len > 0 && line[len - 1] == '\n', "row must end with a newline");
     free(line);
 
+    /* Each character that needs quoting on its own: a comma alone splits a
+     * field as surely as a quote or a newline. */
+    static const char *const alone[] = {"mprotect(RW), then mprotect(RX)", "say \"no\"", "two\nlines",
+                                        "cr\rhere", "plain text"};
+    for (size_t k = 0; k < sizeof alone / sizeof alone[0]; k++) {
+        r.reason = alone[k];
+        char *l = wx_csv_format(&r);
+        CHECK(l != NULL, "format");
+        if (!l)
+            continue;
+        CHECK(csv_read(l, 19, field, sizeof field) == 20 && strcmp(field, alone[k]) == 0,
+              "reason [%s] read back as [%s] from %s", alone[k], field, l);
+        free(l);
+    }
+
     int header_fields = csv_read(wx_csv_header, 0, field, sizeof field);
     CHECK(header_fields == 20, "header has %d fields", header_fields);
     CHECK(strcmp(wx_csv_header,
@@ -904,6 +920,35 @@ static void test_median_interval(void)
     CHECK(strcmp(name, "toggle_latency/mprotect/flip/threads:1/victims:0/size:4096/batch:1") == 0, "name %s", name);
 }
 
+/* ----------------------------------------------------------------- victims */
+
+/* The judgement of a victim over a timed loop, on synthetic marks: a victim
+ * on its CPU for a quarter of the loop or more ran; less is a busy machine;
+ * no step while it held its CPU, or after going idle, is a bug. */
+static void test_victim_judge(void)
+{
+    char why[WX_REASON_LEN];
+    const uint64_t ms = 1000000;
+    CHECK(wx_victim_judge("thread", 0, 1, 5000, 0, 10 * ms, 10 * ms, why, sizeof why) == WX_VICTIM_RAN,
+          "all of the loop on its CPU: %s", why);
+    CHECK(wx_victim_judge("thread", 0, 1, 5000, 0, 3 * ms, 10 * ms, why, sizeof why) == WX_VICTIM_RAN,
+          "30%% of the loop is enough: %s", why);
+    CHECK(wx_victim_judge("thread", 0, 1, 5000, 0, 2 * ms, 10 * ms, why, sizeof why) == WX_VICTIM_BUSY,
+          "20%% of the loop is too little");
+    CHECK(strstr(why, "victim thread 0 (CPU 1) was on its CPU for only 20% of the timed loop (2.000 of 10.000 ms; "
+                      "at least 25% is needed): its CPU was busy with other work") != NULL, "reason: %s", why);
+    CHECK(wx_victim_judge("process", 2, 3, 0, 0, 0, 10 * ms, why, sizeof why) == WX_VICTIM_BUSY,
+          "never on its CPU: busy, not stuck");
+    CHECK(strstr(why, "victim process 2 (CPU 3) was on its CPU for only 0%") != NULL, "reason: %s", why);
+    CHECK(wx_victim_judge("thread", 0, 1, 0, 0, 9 * ms, 10 * ms, why, sizeof why) == WX_VICTIM_STUCK,
+          "no step while on its CPU: stuck");
+    CHECK(strstr(why, "made no progress during the timed loop") != NULL, "reason: %s", why);
+    CHECK(wx_victim_judge("thread", 0, 1, 0, 7, 0, 10 * ms, why, sizeof why) == WX_VICTIM_STUCK,
+          "no step, idle: stuck");
+    CHECK(strstr(why, "it went idle") != NULL, "reason: %s", why);
+    CHECK(WX_VICTIM_MIN_RUNNING == 0.25, "the documented threshold is a quarter");
+}
+
 /* ------------------------------------------------------------------ runner */
 
 typedef struct test {
@@ -939,6 +984,7 @@ static const test tests[] = {
     {"machine description and pinning", test_machine, NULL},
     {"statistics: the order-statistic interval of the median, the per-configuration store", test_median_interval,
      NULL},
+    {"victims: ran, busy machine or stuck, from synthetic CPU and wall marks", test_victim_judge, NULL},
 };
 
 static const wx_strategy *g_each; /* the strategy of a per-strategy test */

@@ -141,6 +141,8 @@ enum {
     WX_INJ_CORRUPT_STUB = 1u << 1,   /* "corrupt_stub": one op writes a wrong constant */
     WX_INJ_VICTIMS_STALL = 1u << 2,  /* "victims_stall": victims stop after their first step */
     WX_INJ_MAP_EXHAUST = 1u << 3,    /* "map_exhaust": the mapping count is exhausted before timing */
+    WX_INJ_CORRUPT_LAST_PAGE = 1u << 4, /* "corrupt_last_page": the stub of a stub-pages region's last page
+                                           returns a wrong value from the start of the timed loop */
 };
 
 #ifdef WX_TESTING

@@ -52,7 +52,19 @@ int wx_page_stubs_fill(const wx_strategy *s, wx_region *r, size_t page, size_t f
     if (e != 0)
         return wx_why_errno(why, len, s->write_code ? "write_code" : "begin_write/end_write", e);
     wx_icache_flush((unsigned char *)r->write + off, (unsigned char *)r->exec + off, bytes);
-    return wx_page_stubs_verify(r, page, first, pages, "after writing", why, len);
+    if (wx_page_stubs_verify(r, page, first, pages, "after writing", why, len) != 0)
+        return -1;
+    if (wx_injected(WX_INJ_CORRUPT_LAST_PAGE)) {
+        /* Test builds: the last page now returns another value; whatever
+         * visits every page must notice. */
+        unsigned char stub[64];
+        size_t at = off + (pages - 1) * page + wx_page_stub_off(pages - 1, page);
+        wx_emit_stub(stub, wx_stub_size(), WX_PAGE_STUB_VALUE(pages - 1) ^ 0x100u);
+        if ((e = wx_write_code(s, r, at, stub, wx_stub_size())) != 0)
+            return wx_why_errno(why, len, "corrupt_last_page", e);
+        wx_icache_flush((unsigned char *)r->write + at, (unsigned char *)r->exec + at, wx_stub_size());
+    }
+    return 0;
 }
 
 int wx_page_stubs_prepare(const wx_strategy *s, wx_region *r, size_t page, size_t pages, char *why, size_t len)

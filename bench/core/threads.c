@@ -192,6 +192,28 @@ void wx_victims_mark_now(const wx_victims *v, wx_victims_mark *m)
     m->wall_ns = wx_now_ns();
 }
 
+int wx_victim_judge(const char *kind, int k, int cpu_number, uint64_t steps, uint64_t idles, uint64_t cpu_ns,
+                    uint64_t wall_ns, char *why, size_t len)
+{
+    /* Its share of the loop on its CPU first: a victim the machine kept off
+     * its CPU made no progress for that reason, not for a bug. */
+    double share = wall_ns ? (double)cpu_ns / (double)wall_ns : 1.0;
+    if (steps == 0 && (idles > 0 || share >= WX_VICTIM_MIN_RUNNING)) {
+        snprintf(why, len, "victim %s %d (CPU %d) made no progress during the timed loop (no step%s)", kind, k,
+                 cpu_number, idles ? ": it went idle" : " while it held its CPU");
+        return WX_VICTIM_STUCK;
+    }
+    if (share < WX_VICTIM_MIN_RUNNING) {
+        snprintf(why, len,
+                 "victim %s %d (CPU %d) was on its CPU for only %.0f%% of the timed loop (%.3f of %.3f ms; at "
+                 "least %.0f%% is needed): its CPU was busy with other work",
+                 kind, k, cpu_number, 100 * share, (double)cpu_ns / 1e6, (double)wall_ns / 1e6,
+                 100 * WX_VICTIM_MIN_RUNNING);
+        return WX_VICTIM_BUSY;
+    }
+    return WX_VICTIM_RAN;
+}
+
 int wx_victims_check(const wx_victims *v, const wx_victims_mark *since, uint64_t min_window_ns, char *why,
                      size_t len)
 {
@@ -205,24 +227,10 @@ int wx_victims_check(const wx_victims *v, const wx_victims_mark *since, uint64_t
         }
         if (wall < min_window_ns)
             continue; /* an estimating run: not reported, too short to judge */
-        /* Its share of the loop on its CPU first: a victim the machine
-         * kept off its CPU made no progress for that reason, not a bug. */
-        uint64_t now = atomic_load(&s->steps);
-        uint64_t cpu = atomic_load(&s->cpu_ns) - since->cpu_ns[k];
-        double share = wall ? (double)cpu / (double)wall : 1.0;
-        uint64_t idles = atomic_load(&s->idles) - since->idles[k];
-        if (now <= since->steps[k] && (idles > 0 || share >= WX_VICTIM_MIN_RUNNING)) {
-            snprintf(why, len, "victim %s %d (CPU %d) made no progress during the timed loop (%llu steps before and after)",
-                     kind, k, s->cpu, (unsigned long long)now);
+        if (wx_victim_judge(kind, k, s->cpu, atomic_load(&s->steps) - since->steps[k],
+                            atomic_load(&s->idles) - since->idles[k], atomic_load(&s->cpu_ns) - since->cpu_ns[k],
+                            wall, why, len) != WX_VICTIM_RAN)
             return -1;
-        }
-        if (share < WX_VICTIM_MIN_RUNNING) {
-            snprintf(why, len,
-                     "victim %s %d (CPU %d) was on its CPU for only %.0f%% of the timed loop (%.3f of %.3f ms; at "
-                     "least %.0f%% is needed): its CPU was busy with other work",
-                     kind, k, s->cpu, 100 * share, (double)cpu / 1e6, (double)wall / 1e6, 100 * WX_VICTIM_MIN_RUNNING);
-            return -1;
-        }
     }
     return 0;
 }

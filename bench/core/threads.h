@@ -112,6 +112,17 @@ void wx_victims_mark_now(const wx_victims *v, wx_victims_mark *m);
 int wx_victims_check(const wx_victims *v, const wx_victims_mark *since, uint64_t min_window_ns, char *why,
                      size_t len);
 
+/* Verdicts of wx_victim_judge. */
+enum { WX_VICTIM_RAN = 0, WX_VICTIM_BUSY = 1, WX_VICTIM_STUCK = 2 };
+/* Judge one victim over a timed loop of wall_ns from what it did in it:
+ * steps done, idle steps, CPU time. WX_VICTIM_RAN; WX_VICTIM_BUSY (held
+ * its CPU for less than WX_VICTIM_MIN_RUNNING of the loop: other work had
+ * it); WX_VICTIM_STUCK (no step, although it went idle or held its CPU: a
+ * bug). why[] says which, naming kind ("thread"/"process"), index k and its
+ * CPU. wx_victims_check applies it to every victim. */
+int wx_victim_judge(const char *kind, int k, int cpu_number, uint64_t steps, uint64_t idles, uint64_t cpu_ns,
+                    uint64_t wall_ns, char *why, size_t len);
+
 /* Before a timed loop: wait (spinning, up to max_wait_ns) until every
  * victim has just spent at least 90% of a window of window_ns on its CPU,
  * so that a loop does not start while another program holds a victim's CPU.

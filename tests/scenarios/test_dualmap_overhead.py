@@ -103,3 +103,23 @@ def test_running_out_of_mappings_is_a_failed_row(wxbench_test, tmp_path):
     # room for one more mapping is enough for a one-view strategy
     assert all(r["status"] == "ok" for r in run.select(scenario=SCENARIO, strategy="mprotect"))
     assert not any(r["status"] == "crashed" for r in run.rows)
+
+
+def test_exec_span_calls_every_page_it_claims(wxbench_test, tmp_path, platform):
+    """The test build's corrupt_last_page makes the last page's stub return another
+    value from the start of the timed loop: exec_span must notice it in its loop
+    (every page called), not only in the check after the loop."""
+    strategies = [s for s in ("mprotect", "dualmap") if platform.runs(s)]
+    if not strategies:
+        pytest.skip("neither mprotect nor dualmap runs here")
+    run = run_wxbench(wxbench_test, tmp_path / "r", "--quick", "--scenario", SCENARIO, "--strategy",
+                      ",".join(strategies), env={"WXBENCH_TEST_INJECT": "corrupt_last_page"})
+    assert run.rc == 1
+    span = run.select(variant="exec_span")
+    assert span
+    page = int(run.meta["page_size"])
+    for r in span:
+        last = int(r["size_bytes"]) // page - 1
+        assert r["status"] == "failed", r
+        assert f"the stub on page {last} returned" in r["reason"], r
+        assert "after the timed loop" not in r["reason"], f"the loop never called page {last}: {r['reason']}"

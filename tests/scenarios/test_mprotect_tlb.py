@@ -180,3 +180,19 @@ def test_victims_that_stop_running_fail_the_row(wxbench_test, tmp_path):
             assert r["status"] == "failed" and "made no progress during the timed loop" in r["reason"], r
     assert any(r["variant"] == "flip_victim_processes" for r in tlb)
     assert {r["repetition"] for r in tlb} == {"1"}
+
+
+def test_victims_visit_every_page(wxbench_test, tmp_path, platform):
+    """corrupt_last_page: the victims step over every page of the region, so a
+    wrong stub on the last page stops them (not only the check after the loop)."""
+    strategies = [s for s in ("mprotect", "dualmap") if platform.runs(s)]
+    if int(platform.meta["cores"]["allowed"]) < 2 or not strategies:
+        pytest.skip("needs 2 CPUs (a victim) and mprotect or dualmap")
+    run = run_wxbench(wxbench_test, tmp_path / "r", "--quick", "--scenario", SCENARIO, "--strategy",
+                      ",".join(strategies), env={"WXBENCH_TEST_INJECT": "corrupt_last_page"})
+    page = int(run.meta["page_size"])
+    with_victims = [r for r in run.select(variant="flip") if r["victims"] != "0"]
+    assert with_victims
+    for r in with_victims:
+        last = int(r["size_bytes"]) // page - 1
+        assert r["status"] == "failed" and f"in the stub on page {last}, expected" in r["reason"], r

@@ -1,0 +1,95 @@
+"""Figures that must agree with each other within one run: the same op measured
+by two scenarios, a part never costing more than its whole, and every row's
+op count times its time per op being the time the row was timed for (which a
+wrong op count per batch breaks, whatever the other rows say)."""
+import statistics
+
+import pytest
+
+from conftest import QUICK_REPETITIONS
+
+
+def medians(run, **kw):
+    """{strategy: median ns_per_op} of the ok rows matching kw, single-thread, any or P cores."""
+    out = {}
+    for r in run.select(**kw):
+        if r["status"] == "ok" and r["core_class"] in ("any", "P"):
+            out.setdefault(r["strategy"], []).append(float(r["ns_per_op"]))
+    return {s: statistics.median(v) for s, v in out.items()}
+
+
+def test_one_page_round_trip_is_the_same_in_two_scenarios(quick_run, platform):
+    """toggle_latency/flip and mprotect_tlb/flip at one page and no victim are the same op."""
+    page = quick_run.meta["page_size"]
+    a = medians(quick_run, scenario="toggle_latency", variant="flip")
+    b = medians(quick_run, scenario="mprotect_tlb", variant="flip", victims=0, size_bytes=page)
+    both = [s for s in a if s in b]
+    if not both:
+        pytest.skip("no strategy measured both here")
+    for s in both:
+        assert 0.5 <= b[s] / a[s] <= 2.0, (s, a[s], b[s])
+
+
+def test_patch_is_the_same_in_two_scenarios(quick_run, platform):
+    """toggle_latency/patch and dualmap_overhead/steady are one verified patch of a one-page region.
+    Patches scatter up to 2x between processes (layout), hence the wider window."""
+    a = medians(quick_run, scenario="toggle_latency", variant="patch")
+    b = medians(quick_run, scenario="dualmap_overhead", variant="steady")
+    both = [s for s in a if s in b]
+    assert both, (a, b)
+    for s in both:
+        assert 0.4 <= b[s] / a[s] <= 2.5, (s, a[s], b[s])
+
+
+def test_the_exposure_window_is_part_of_the_patch(quick_run, platform):
+    """wx_audit times the writable window of the patch cycle toggle_latency times whole."""
+    window = medians(quick_run, scenario="wx_audit", variant="exposure_window")
+    patch = medians(quick_run, scenario="toggle_latency", variant="patch")
+    base_window = medians(quick_run, scenario="wx_audit", variant="exposure_baseline")
+    base_patch = medians(quick_run, scenario="toggle_latency", variant="baseline")
+    checked = 0
+    for s in window:
+        if s in patch:
+            assert window[s] < patch[s] * 1.2, (s, window[s], patch[s])
+            checked += 1
+    for s in base_window:
+        if s in base_patch:
+            assert base_window[s] < base_patch[s] * 1.2, (s, base_window[s], base_patch[s])
+            checked += 1
+    assert checked, "no exposure row to compare here"
+
+
+def test_op_count_times_time_per_op_is_the_time_timed(quick_run):
+    """For every ok row Google Benchmark timed for at least the case's minimum time
+    (all but fixed-count cases): iterations x ns_per_op (per thread: divided by the
+    threads) is that time, give or take what Google Benchmark's last estimate
+    overshoots. Under --quick the minimum is 0.01 s, a quarter of it (at least 2 ms,
+    10 ms with victims) for short cases; Google Benchmark runs until the minimum is
+    reached and aims about 40% beyond it."""
+    min_time = quick_run.meta["settings"]["min_time_s"]
+    assert quick_run.meta["settings"]["quick"] and min_time == 0.01
+    fixed = {("jit_workload", v) for v in ("compile", "compile_baseline", "cross_thread", "cross_thread_nosync")}
+    fixed |= {("wx_audit", "exposure_window"), ("wx_audit", "exposure_baseline"), ("dualmap_overhead", "exec_span")}
+    checked = 0
+    for r in quick_run.rows:
+        if r["status"] != "ok" or (r["scenario"], r["variant"]) in fixed:
+            continue
+        seconds = int(r["iterations"]) * float(r["ns_per_op"]) / int(r["threads"]) / 1e9
+        assert 0.001 <= seconds <= 0.2, (r["scenario"], r["strategy"], r["variant"], r["iterations"],
+                                         r["ns_per_op"], seconds)
+        checked += 1
+    assert checked > 100
+
+
+def test_fixed_counts_are_the_documented_counts(quick_run):
+    """Cases with a fixed op count report exactly that count."""
+    counts = {("jit_workload", "compile"): 256, ("jit_workload", "cross_thread"): 5000,
+              ("jit_workload", "cross_thread_nosync"): 5000, ("wx_audit", "exposure_window"): 2000,
+              ("wx_audit", "exposure_baseline"): 2000}
+    seen = 0
+    for r in quick_run.rows:
+        want = counts.get((r["scenario"], r["variant"]))
+        if want and r["status"] == "ok":
+            assert int(r["iterations"]) == want, r
+            seen += 1
+    assert seen >= QUICK_REPETITIONS
