@@ -45,7 +45,8 @@ CORE_SRC := $(filter-out bench/core/platform_%.c,$(sort $(wildcard bench/core/*.
 # (unit-tested, cross-compiled), then those that run it through the shim.
 APP_PLAIN_SRC := bench/app/csv.c bench/app/proc.c bench/app/audit.c bench/app/probe.c bench/app/stats.c \
                  bench/app/results.c
-APP_GB_SRC := bench/app/main.c bench/app/options.c bench/app/runner.c bench/app/child.c bench/app/harness.c bench/app/meta.c
+APP_GB_SRC := bench/app/main.c bench/app/options.c bench/app/runner.c bench/app/child.c bench/app/harness.c bench/app/meta.c \
+              bench/app/trace.c bench/app/replay.c
 APP_SRC := $(APP_PLAIN_SRC) $(APP_GB_SRC) $(sort $(wildcard scenarios/*.c))
 SHIM_SRC := bench/gbench_shim.cc
 
@@ -68,7 +69,22 @@ BENCH_FLAGS := $(if $(filter-out 0,$(QUICK)),--quick) $(if $(SCENARIO),--scenari
 .PHONY: all bench test deps deps-build deps-test deps-bench clean warnings sanitize unit aa
 .DEFAULT_GOAL := all
 
-all: $(B)/wxbench
+# The interposer `wxbench trace` loads into the traced program (beside the
+# wxbench binary): a shared library on Linux (LD_PRELOAD), a dylib on macOS
+# (DYLD_INSERT_LIBRARIES). Only the C library: nothing of wxbench's own.
+ifeq ($(UNAME_S),Darwin)
+INTERPOSER := libwxtrace.dylib
+INTERPOSER_LDFLAGS := -dynamiclib
+else
+INTERPOSER := libwxtrace.so
+INTERPOSER_LDFLAGS := -shared -Wl,-z,nodelete -ldl
+endif
+all: $(B)/wxbench $(B)/$(INTERPOSER)
+
+$(B)/$(INTERPOSER): bench/interpose/wxtrace.c bench/interpose/wxtrace_format.h
+	@mkdir -p $(B)
+	$(CC) -std=c11 $(OPT) -g $(WARN) -fPIC -fvisibility=hidden -pthread $(CFLAGS) -o $@ $< $(LDFLAGS) \
+	  $(INTERPOSER_LDFLAGS) -pthread
 
 $(B)/libwxcore.a: $(CORE_OBJ)
 	@rm -f $@
