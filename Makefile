@@ -101,6 +101,11 @@ $(BT)/libwxcore.a: $(T_CORE_OBJ)
 $(B)/wxbench-test: $(T_APP_OBJ) $(SHIM_OBJ) $(BT)/libwxcore.a
 	$(CXX) -o $@ $(T_APP_OBJ) $(SHIM_OBJ) $(BT)/libwxcore.a $(LDFLAGS) $(LDLIBS_ALL)
 
+# A program whose W^X calls are known exactly, for the trace tests.
+$(B)/wxtrace-target: tests/trace_target.c
+	@mkdir -p $(B)
+	$(CC) -std=c11 $(OPT) -g $(WARN) -pthread $(CFLAGS) -o $@ $< $(LDFLAGS) -pthread
+
 # Unit tests of the C core alone (no Google Benchmark).
 $(B)/unit_tests: $(B)/tests/unit.o $(APP_PLAIN_SRC:%.c=$(B)/%.o) $(B)/libwxcore.a
 	$(CC) -o $@ $^ $(LDFLAGS) -pthread -lm
@@ -152,7 +157,7 @@ after-bench:
 endif
 
 test: deps-test
-	@$(MAKE) --no-print-directory all $(B)/wxbench-test $(B)/unit_tests
+	@$(MAKE) --no-print-directory all $(B)/wxbench-test $(B)/unit_tests $(B)/wxtrace-target
 	@tests/run.sh
 
 # A/A: two quick runs of the same binary back to back, compared as compare.py
@@ -171,9 +176,9 @@ aa: deps-bench
 # Both compilers, warnings as errors.
 warnings:
 	$(MAKE) --no-print-directory clean
-	$(MAKE) --no-print-directory WERROR=1 CC=gcc CXX=g++ all $(B)/wxbench-test $(B)/unit_tests
+	$(MAKE) --no-print-directory WERROR=1 CC=gcc CXX=g++ all $(B)/wxbench-test $(B)/unit_tests $(B)/wxtrace-target
 	$(MAKE) --no-print-directory clean
-	$(MAKE) --no-print-directory WERROR=1 CC=clang CXX=clang++ all $(B)/wxbench-test $(B)/unit_tests
+	$(MAKE) --no-print-directory WERROR=1 CC=clang CXX=clang++ all $(B)/wxbench-test $(B)/unit_tests $(B)/wxtrace-target
 
 # AddressSanitizer + UndefinedBehaviorSanitizer over the unit tests and a quick run.
 sanitize:

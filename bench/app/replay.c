@@ -471,15 +471,30 @@ static void pend_add(rregion *rr, size_t i)
 
 /* Write the stub of page i of rr through its write view (the page must be
  * writable for this thread), to be checked once executable. */
-static void write_stub(replay *p, rregion *rr, size_t i)
+static void write_stub(replay *p, rregion *rr, size_t i, int injectable)
 {
     uint32_t v = ++p->next_value;
     if (v == 0)
         v = p->next_value = 1;
-    wx_emit_stub(wx_page_stub(rr->r.write, i, p->page), wx_stub_size(), v);
+    /* Test builds: under skip_write the write never reaches the region. */
+    static unsigned char scratch[64];
+    unsigned char *dst = injectable && wx_injected(WX_INJ_SKIP_WRITE) ? scratch : wx_page_stub(rr->r.write, i, p->page);
+    wx_emit_stub(dst, wx_stub_size(), v);
     if (!rr->want[i])
         pend_add(rr, i);
     rr->want[i] = v;
+}
+
+/* A stub call for wx_try. */
+typedef struct stub_call {
+    void *at;
+    uint32_t got;
+} stub_call;
+
+static void call_stub(void *arg)
+{
+    stub_call *c = arg;
+    c->got = wx_page_stub_call(c->at);
 }
 
 /* Check the pending stubs of pages [a, b) of rr (executable for this thread now). */
@@ -496,7 +511,16 @@ static int check_stubs(replay *p, rregion *rr, size_t a, size_t b, const event *
         }
         unsigned char *x = wx_page_stub(rr->r.exec, i, p->page);
         wx_icache_flush(wx_page_stub(rr->r.write, i, p->page), x, wx_stub_size());
-        uint32_t got = wx_page_stub_call(x);
+        stub_call c = {.at = x, .got = 0};
+        int sig = wx_try(call_stub, &c);
+        uint32_t got = c.got;
+        if (sig) {
+            wx_jit_thread_reset();
+            char what[160];
+            snprintf(what, sizeof what, "calling the stub written on page %zu of region %u raised %s", i,
+                     rr->info->region, wx_signal_name(sig));
+            return fail(p, WX_FAILED, e, "verification failed: %s%s", what, 0);
+        }
         if (got != rr->want[i]) {
             char what[160];
             snprintf(what, sizeof what, "the stub written on page %zu of region %u returned %#x, expected %#x", i,
@@ -557,7 +581,7 @@ static int create(replay *p, rregion *rr, const event *e, int prot)
         wx_region_set(&rr->r, a, a, size);
         for (size_t k = 0; k < ri->nruns; k++)
             for (uint64_t o = ri->runs[k][0]; o < ri->runs[k][1]; o += p->page)
-                write_stub(p, rr, (size_t)(o / p->page));
+                write_stub(p, rr, (size_t)(o / p->page), 0);
         if (prot < 0)
             prot = PROT_READ | PROT_EXEC;
         if (mprotect(a, size, prot) != 0)
@@ -664,7 +688,7 @@ static int do_switch(replay *p, rregion *rr, const event *e)
     if (w) {
         /* The window's write: a stub on every page it covers. */
         for (size_t i = a; i < b; i++)
-            write_stub(p, rr, i);
+            write_stub(p, rr, i, 1);
     }
     if (x && !w)
         return check_stubs(p, rr, a, b, e);

@@ -902,6 +902,17 @@ static int write_trace(const traced *t, image *ims, size_t nim)
         if (sums[c].count)
             fprintf(stderr, "  %-34s %10ld %14.3f %12llu %7.1f%%\n", call_name(c), sums[c].count, sums[c].ns / 1e6,
                     (unsigned long long)sums[c].bytes, t->wall_ns ? 100.0 * (double)sums[c].ns / (double)t->wall_ns : 0);
+    for (size_t i = 0; i < nim; i++) {
+        int replaced = 0;
+        for (size_t k = i + 1; k < nim; k++)
+            replaced |= ims[k].h.pid == ims[i].h.pid && strcmp(ims[k].started, "exec") == 0;
+        if (!ims[i].h.end_ns && !replaced)
+            fprintf(stderr, "wxbench trace: warning: process %d (pid %d, %s) did not reach its exit handlers: it was "
+                    "killed, called _exit, or ran a program into which the interposer was not loaded (%s removed, "
+                    "a static or set-user-ID program): what that program did is not in the trace, and its resident "
+                    "pages are those seen at its munmap calls\n",
+                    ims[i].index, (int)ims[i].h.pid, ims[i].h.exe, PRELOAD_VAR);
+    }
     if (lost)
         fprintf(stderr, "wxbench trace: warning: %lu records could not be written (the trace file could not grow)\n",
                 lost);
@@ -1045,6 +1056,29 @@ int wx_trace_main(int argc, char **argv)
                 "macOS a binary with the hardened runtime or protected by System Integrity Protection (dyld "
                 "strips DYLD_INSERT_LIBRARIES).\n",
                 cmd[0], end.why, PRELOAD_VAR, PRELOAD_VAR);
+        rmdir(dir);
+        return WX_EXIT_USAGE;
+    }
+    /* Nothing recorded, and a process whose end was not seen: most likely
+     * it ran a program without the interposer. An empty trace would say
+     * "no W^X calls", which is not known: say so instead. */
+    size_t records = 0;
+    int unseen = -1;
+    for (size_t k = 0; k < nim; k++) {
+        records += ims[k].n;
+        int replaced = 0;
+        for (size_t q = 0; q < nim; q++)
+            replaced |= q != k && ims[q].h.pid == ims[k].h.pid && ims[q].h.start_ns > ims[k].h.start_ns;
+        if (!ims[k].h.end_ns && !replaced)
+            unseen = (int)k;
+    }
+    if (records == 0 && unseen >= 0) {
+        fprintf(stderr,
+                "wxbench trace: nothing was recorded, and %s (pid %d) did not reach its exit handlers: it ran a "
+                "program into which the interposer was not loaded (%s removed from the environment, a static or "
+                "set-user-ID program), or it was killed or called _exit. No trace was written: it would claim "
+                "that no W^X call was made.\n",
+                ims[unseen].h.exe, (int)ims[unseen].h.pid, PRELOAD_VAR);
         rmdir(dir);
         return WX_EXIT_USAGE;
     }
