@@ -680,6 +680,7 @@ static void note_munmap(uint64_t t0, uint64_t t1, void *addr, size_t len, int rc
     END_RECORD();
 }
 
+#if defined(__linux__) /* macOS has no mremap */
 static void note_mremap(uint64_t t0, uint64_t t1, void *old, size_t old_len, size_t new_len, int flags, void *got,
                         int err)
 {
@@ -717,6 +718,8 @@ static void note_mremap(uint64_t t0, uint64_t t1, void *old, size_t old_len, siz
     }
     END_RECORD();
 }
+
+#endif
 
 /* ------------------------------------------------------------------------
  * Linux entry points
