@@ -126,8 +126,8 @@ def figure(runs: list[dict], out: Path) -> None:
         traced = float(next(r["traced_ns"] for r in rp.values() if r["traced_ns"])) / 1e6
         xs = list(range(len(names) + 1))
         vals = [traced] + [float(rp[s]["predicted_ns"]) / 1e6 for s in names]
-        lo = [0.0] + [float(rp[s].get("predicted_ns_low") or rp[s]["predicted_ns"]) / 1e6 for s in names]
-        hi = [0.0] + [float(rp[s].get("predicted_ns_high") or rp[s]["predicted_ns"]) / 1e6 for s in names]
+        lo = [traced] + [float(rp[s].get("predicted_ns_low") or rp[s]["predicted_ns"]) / 1e6 for s in names]
+        hi = [traced] + [float(rp[s].get("predicted_ns_high") or rp[s]["predicted_ns"]) / 1e6 for s in names]
         colours = ["#333333"] + [COLOURS.get(s, "#888888") for s in names]
         ax.bar(xs, vals, color=colours, width=0.65,
                yerr=[[max(v - low, 0) for v, low in zip(vals, lo)], [max(h - v, 0) for v, h in zip(vals, hi)]],
@@ -138,14 +138,16 @@ def figure(runs: list[dict], out: Path) -> None:
             ax.annotate(f"{v:,.2f} ms" if v >= 0.01 else f"{v * 1e3:,.1f} µs", (x, v), textcoords="offset points",
                         xytext=(0, 3), ha="center", fontsize=7)
         wall = run["summary"]["wall_ns"] / 1e6
-        ax.set_title(f"{run['engine'][:60]}\n{run['pattern']['switches']:,} switches; program wall {wall:,.0f} ms",
-                     fontsize=8.5, loc="left")
+        name = run["engine"].replace(" (", "\n(", 1)
+        ax.set_title(f"{name}\n{run['pattern']['switches']:,} switches; program wall {wall:,.0f} ms",
+                     fontsize=8, loc="left")
         ax.set_ylabel("ms in the W^X calls (log)")
         ax.grid(axis="y", alpha=0.3)
         ax.spines[["top", "right"]].set_visible(False)
-    fig.suptitle("What each program's W^X costs under each strategy (replay of its trace on this machine; "
-                 "bars: median over processes, whiskers 95% interval)", fontsize=9, x=0.01, ha="left")
-    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    fig.suptitle("What each program's W^X costs under each strategy\n(black: traced time in its mprotect calls; "
+                 "colours: the replay of its trace on this machine, median over processes, whiskers 95% interval)",
+                 fontsize=9, x=0.01, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
     out.mkdir(parents=True, exist_ok=True)
     fig.savefig(out / "replay.png", dpi=120)
     fig.savefig(out / "replay.svg")

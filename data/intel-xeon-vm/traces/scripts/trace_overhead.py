@@ -26,7 +26,7 @@ def main(argv):
             env = dict(os.environ)
             scratch = None
             if mode == "traced":
-                scratch = tempfile.mkdtemp()
+                scratch = tempfile.mkdtemp(dir=os.environ.get("RAWDIR"))
                 os.mkdir(os.path.join(scratch, "raw"))
                 env["LD_PRELOAD"] = lib
                 env["WXTRACE_DIR"] = scratch
