@@ -68,12 +68,13 @@ def test_trace_records_the_known_sequence_exactly(traced):
     _, out = traced
     P = page_size()
     rows = rows_of(out / "trace.csv")
-    letters = {}  # region id -> A, B in order of first appearance
+    letters = {}  # (lineage, region id) -> A, B, C in order of first appearance
 
     def region(r):
         if not r["region"]:
             return ""
-        return letters.setdefault(r["region"], "AB"[len(letters)] if len(letters) < 2 else "?")
+        lineage = "exec" if r["process"] == "3" else "forked"  # process 2 keeps process 1's regions
+        return letters.setdefault((lineage, r["region"]), "ABC"[len(letters)] if len(letters) < 3 else "?")
 
     got = [(int(r["process"]), int(r["thread"]), r["call"], region(r), r["offset"], int(r["length"]),
             r["prot_before"], r["prot_after"], r["result"]) for r in rows]
@@ -93,6 +94,10 @@ def test_trace_records_the_known_sequence_exactly(traced):
         (2, 1, "mprotect", "A", str(3 * P), P, "r-x", "rw-", "0"),
         (2, 1, "mprotect", "A", str(3 * P), P, "rw-", "r-x", "0"),
     ]
+    want_exec = [
+        (3, 1, "mmap", "C", "0", P, "unmapped", "r-x", "0"),
+        (3, 1, "munmap", "C", "0", P, "r-x", "unmapped", "0"),
+    ]
     want_end = [
         (1, 1, "membarrier", "", "", 0, "", "", "1023" if False else None),
         (1, 1, "munmap", "A", "0", 4 * P, "r-x", "unmapped", "0"),
@@ -100,10 +105,11 @@ def test_trace_records_the_known_sequence_exactly(traced):
     assert got[:4] == want_main, got
     assert got[4:8] == want_thread, got
     assert got[8:10] == want_child, got
-    assert len(got) == 12, got
-    mb, unmap = got[10], got[11]
+    assert got[10:12] == want_exec, got
+    assert len(got) == 14, got
+    mb, unmap = got[12], got[13]
     assert mb[:8] == want_end[0][:8], mb
-    assert rows[10]["detail"] == "MEMBARRIER_CMD_QUERY;syscall", rows[10]
+    assert rows[12]["detail"] == "MEMBARRIER_CMD_QUERY;syscall", rows[12]
     assert unmap == want_end[1], unmap
     # times in order per process, durations measured
     assert all(int(r["duration_ns"]) > 0 for r in rows)
@@ -123,12 +129,12 @@ def test_summary_json(traced):
     assert s["command"][-1].endswith("wxtrace-target")
     assert s["exit_status"] == 3
     assert s["wall_ns"] > 0
-    assert s["threads"] == 3  # two in the parent, one in the child
-    assert s["regions"] == 3  # A and B in the parent, A in the child
+    assert s["threads"] == 4  # two in the parent, one in the child, one in the program it ran
+    assert s["regions"] == 4  # A and B in the parent, A in the child, C in the program it ran
     calls = s["calls"]
-    assert {k: v["count"] for k, v in calls.items()} == {"mmap": 2, "munmap": 2, "mprotect": 7, "membarrier": 1}
+    assert {k: v["count"] for k, v in calls.items()} == {"mmap": 3, "munmap": 3, "mprotect": 7, "membarrier": 1}
     assert calls["mprotect"]["bytes"] == (2 + 4 + 4 + 2 + 1 + 1 + 1) * P
-    assert calls["mmap"]["bytes"] == 6 * P
+    assert calls["mmap"]["bytes"] == 7 * P
     assert all(v["in_call_ns"] > 0 for v in calls.values())
 
 
@@ -136,13 +142,18 @@ def test_processes_and_regions(traced):
     _, out = traced
     P = page_size()
     procs = rows_of(out / "processes.csv")
-    assert [(p["process"], p["parent"], p["started_by"]) for p in procs] == [("1", "0", "command"), ("2", "1", "fork")]
-    assert procs[0]["threads"] == "2" and procs[1]["threads"] == "1"
-    regions = rows_of(out / "regions.csv")
-    assert sorted((r["process"], r["size"]) for r in regions) == sorted(
-        [("1", str(4 * P)), ("1", str(2 * P)), ("2", str(4 * P))])
-    for r in regions:  # every page was written by the target
+    assert [(p["process"], p["parent"], p["started_by"]) for p in procs] == [
+        ("1", "0", "command"), ("2", "1", "fork"), ("3", "2", "exec")]
+    assert [p["threads"] for p in procs] == ["2", "1", "1"]
+    assert procs[0]["end_ns"] and not procs[1]["end_ns"] and procs[2]["end_ns"]  # 2 ended by exec
+    regions = {(r["process"], r["size"]): r for r in rows_of(out / "regions.csv")}
+    assert sorted(regions) == sorted([("1", str(4 * P)), ("1", str(2 * P)), ("2", str(4 * P)), ("3", str(P))])
+    for key in (("1", str(4 * P)), ("1", str(2 * P))):  # every page written, seen at munmap
+        r = regions[key]
         assert r["resident_bytes"] == r["size"] and r["resident"] == f"0:{r['size']}", r
+    # the child's exec left no exit handler to look; C was never touched
+    assert regions[("2", str(4 * P))]["resident_bytes"] == "0"
+    assert regions[("3", str(P))]["resident_bytes"] == "0"
 
 
 def test_trace_without_a_command_is_a_usage_error(wxbench, tmp_path):

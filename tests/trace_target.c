@@ -12,9 +12,13 @@
  *   mprotect  B, 2 P: r-x -> rw-
  *   mprotect  B + P, P: rw- -> r-x
  *   munmap    B, 2 P
- * process 2 (forked by thread 1; exits with 0):
+ * process 2 (forked by thread 1):
  *   mprotect  A + 3 P, P: r-x -> rw-
  *   mprotect  A + 3 P, P: rw- -> r-x
+ *   then it runs this program again (exec) with the argument "exec":
+ * process 3 (the program process 2 ran; exits with 0):
+ *   mmap      C: P, r-x
+ *   munmap    C, P
  * process 1, thread 1 again:
  *   membarrier(MEMBARRIER_CMD_QUERY) through syscall(2)
  *   munmap    A, 4 P
@@ -55,9 +59,15 @@ static void *second_thread(void *arg)
     return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     P = sysconf(_SC_PAGESIZE);
+    if (argc == 2 && strcmp(argv[1], "exec") == 0) {
+        void *c = mmap(NULL, P, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (c == MAP_FAILED || munmap(c, P) != 0)
+            die("exec: C");
+        return 0;
+    }
     unsigned char *a = mmap(NULL, 4 * P, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (a == MAP_FAILED)
         die("mmap A");
@@ -90,7 +100,8 @@ int main(void)
     if (pid == 0) {
         if (mprotect(a + 3 * P, P, PROT_READ | PROT_WRITE) != 0 || mprotect(a + 3 * P, P, PROT_READ | PROT_EXEC) != 0)
             die("child mprotect");
-        exit(0);
+        execl("/proc/self/exe", argv[0], "exec", (char *)NULL);
+        die("exec");
     }
     int st;
     if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
