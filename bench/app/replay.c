@@ -87,6 +87,7 @@ typedef struct trace {
     int nprocess;
     int *threads_of;          /* per process (1-based), the highest thread number */
     uint64_t traced_ns;       /* in the switches */
+    long jit_calls;           /* macOS pthread_jit_* rows (not re-enacted) */
     long switches;
     char dir[4096];
 } trace;
@@ -268,8 +269,13 @@ static int read_trace(const char *dir, trace *t)
             e.kind = EV_PROTECT;
         else if (strcmp(call, "madvise") == 0)
             e.kind = EV_MADVISE;
-        else
-            continue; /* pkey_alloc, membarrier, ...: nothing to re-enact */
+        else {
+            /* pkey_alloc, membarrier, ...: nothing to re-enact. The macOS
+             * JIT calls are switches without a range: counted, to say so. */
+            if (strncmp(call, "pthread_jit_", 12) == 0)
+                t->jit_calls++;
+            continue;
+        }
         if (!f[5][0])
             continue; /* not on a region (a failed mmap) */
         uint64_t region, rsize;
@@ -959,6 +965,10 @@ int wx_replay_main(int argc, char **argv)
     }
     fclose(probe);
 
+    if (t.switches == 0 && t.jit_calls > 0)
+        fprintf(stderr, "wxbench replay: warning: the trace switches W^X with pthread_jit_write_protect_np / "
+                "pthread_jit_write_with_callback_np (%ld calls): they switch every MAP_JIT region of a thread and "
+                "have no range, and are not re-enacted; only mprotect-like calls are\n", t.jit_calls);
     sres *res = calloc(nsel, sizeof *res);
     for (size_t k = 0; k < nsel; k++) {
         res[k].s = sel[k];
