@@ -990,21 +990,38 @@ int wx_trace_main(int argc, char **argv)
     }
     char raw[4200], probe[4300];
     snprintf(raw, sizeof raw, "%s/raw", dir);
+    /* The raw files live in memory where there is a tmpfs (/dev/shm): the
+     * interposer's stores then never wait for a file system. */
+    char shm[64] = "/dev/shm/wxtrace-XXXXXX";
+    int in_shm = access("/dev/shm", W_OK) == 0 && mkdtemp(shm) != NULL;
     snprintf(probe, sizeof probe, "%s/%s", dir, WX_TRACE_CSV);
     if (access(probe, F_OK) == 0) {
         fprintf(stderr, "wxbench trace: %s already exists; refusing to overwrite a trace (choose another --out)\n",
                 probe);
         return WX_EXIT_USAGE;
     }
-    if (wx_mkdir_p(dir) != 0 || wx_mkdir_p(raw) != 0 || access(raw, W_OK) != 0) {
+    if (wx_mkdir_p(dir) != 0 || access(dir, W_OK) != 0 || (!in_shm && (wx_mkdir_p(raw) != 0 || access(raw, W_OK) != 0))) {
         fprintf(stderr, "wxbench trace: cannot write to %s: %s\n", dir, strerror(errno));
+        if (in_shm)
+            rmdir(shm);
         return WX_EXIT_USAGE;
     }
-    /* The interposer writes by absolute path (the program may chdir). */
+    /* The interposer writes by absolute path (the program may chdir), into
+     * <that>/raw. */
     char absraw[4200];
-    char *real_dir = realpath(dir, NULL);
-    snprintf(absraw, sizeof absraw, "%s", real_dir ? real_dir : dir);
-    free(real_dir);
+    if (in_shm) {
+        snprintf(absraw, sizeof absraw, "%s", shm);
+        snprintf(raw, sizeof raw, "%s/raw", shm);
+        if (mkdir(raw, 0700) != 0) {
+            fprintf(stderr, "wxbench trace: cannot write to %s: %s\n", raw, strerror(errno));
+            rmdir(shm);
+            return WX_EXIT_USAGE;
+        }
+    } else {
+        char *real_dir = realpath(dir, NULL);
+        snprintf(absraw, sizeof absraw, "%s", real_dir ? real_dir : dir);
+        free(real_dir);
+    }
 
     launch l = {.argv = cmd, .interposer = interposer, .dir = absraw};
     struct sigaction ign = {.sa_handler = SIG_IGN}, old_int, old_quit;
@@ -1023,6 +1040,9 @@ int wx_trace_main(int argc, char **argv)
     if (n > 0) {
         fprintf(stderr, "wxbench trace: %s\n", msg);
         remove_raw(raw);
+        if (in_shm)
+            rmdir(shm);
+        rmdir(dir);
         return WX_EXIT_USAGE;
     }
 
@@ -1048,6 +1068,8 @@ int wx_trace_main(int argc, char **argv)
     if (d)
         closedir(d);
     remove_raw(raw);
+    if (in_shm)
+        rmdir(shm);
     if (nim == 0) {
         fprintf(stderr,
                 "wxbench trace: the interposer never started in %s (%s): nothing was recorded, so no trace was "
