@@ -128,8 +128,11 @@ static long g_page;
 static region *g_regions;        /* sorted by base */
 static size_t g_nregions, g_capregions;
 static uint32_t g_next_id = 1;
-static __thread int t_busy;      /* inside the interposer: calls go straight to the real function */
-static __thread uint32_t t_tid;
+/* Initial-exec TLS: a preloaded library's thread variables sit in the
+ * static TLS block, read without a call to __tls_get_addr. */
+#define WXT_TLS __thread __attribute__((tls_model("initial-exec")))
+static WXT_TLS int t_busy;      /* inside the interposer: calls go straight to the real function */
+static WXT_TLS uint32_t t_tid;
 
 /* The clock wxbench's wx_now_ns reads (trace times are relative to its start). */
 static uint64_t now_ns(void)
