@@ -46,7 +46,8 @@ CORE_SRC := $(filter-out bench/core/platform_%.c,$(sort $(wildcard bench/core/*.
 # (unit-tested, cross-compiled), then those that run it through the shim.
 APP_PLAIN_SRC := bench/app/csv.c bench/app/proc.c bench/app/audit.c bench/app/probe.c bench/app/stats.c \
                  bench/app/results.c
-APP_GB_SRC := bench/app/main.c bench/app/options.c bench/app/runner.c bench/app/child.c bench/app/harness.c bench/app/meta.c
+APP_GB_SRC := bench/app/main.c bench/app/options.c bench/app/runner.c bench/app/child.c bench/app/harness.c bench/app/meta.c \
+              bench/app/trace.c bench/app/replay.c
 APP_SRC := $(APP_PLAIN_SRC) $(APP_GB_SRC) $(sort $(wildcard scenarios/*.c))
 SHIM_SRC := bench/gbench_shim.cc
 
@@ -69,7 +70,22 @@ BENCH_FLAGS := $(if $(filter-out 0,$(QUICK)),--quick) $(if $(SCENARIO),--scenari
 .PHONY: all bench test deps deps-build deps-test deps-bench clean warnings sanitize unit aa mutate
 .DEFAULT_GOAL := all
 
-all: $(B)/wxbench
+# The interposer `wxbench trace` loads into the traced program (beside the
+# wxbench binary): a shared library on Linux (LD_PRELOAD), a dylib on macOS
+# (DYLD_INSERT_LIBRARIES). Only the C library: nothing of wxbench's own.
+ifeq ($(UNAME_S),Darwin)
+INTERPOSER := libwxtrace.dylib
+INTERPOSER_LDFLAGS := -dynamiclib
+else
+INTERPOSER := libwxtrace.so
+INTERPOSER_LDFLAGS := -shared -Wl,-z,nodelete -ldl
+endif
+all: $(B)/wxbench $(B)/$(INTERPOSER)
+
+$(B)/$(INTERPOSER): bench/interpose/wxtrace.c bench/interpose/wxtrace_format.h
+	@mkdir -p $(B)
+	$(CC) -std=c11 $(OPT) -g $(WARN) -fPIC -fvisibility=hidden -pthread $(CFLAGS) -o $@ $< $(LDFLAGS) \
+	  $(INTERPOSER_LDFLAGS) -pthread
 
 $(B)/libwxcore.a: $(CORE_OBJ)
 	@rm -f $@
@@ -85,6 +101,11 @@ $(BT)/libwxcore.a: $(T_CORE_OBJ)
 
 $(B)/wxbench-test: $(T_APP_OBJ) $(SHIM_OBJ) $(BT)/libwxcore.a
 	$(CXX) -o $@ $(T_APP_OBJ) $(SHIM_OBJ) $(BT)/libwxcore.a $(LDFLAGS) $(LDLIBS_ALL)
+
+# A program whose W^X calls are known exactly, for the trace tests.
+$(B)/wxtrace-target: tests/trace_target.c
+	@mkdir -p $(B)
+	$(CC) -std=c11 $(OPT) -g $(WARN) -pthread $(CFLAGS) -o $@ $< $(LDFLAGS) -pthread
 
 # Unit tests of the C core alone (no Google Benchmark).
 $(B)/unit_tests: $(B)/tests/unit.o $(APP_PLAIN_SRC:%.c=$(B)/%.o) $(B)/libwxcore.a
@@ -143,7 +164,7 @@ $(B)/reftime: tests/reference/reftime.c
 	$(CC) -std=c11 $(OPT) $(WARN) -o $@ $<
 
 test: deps-test
-	@$(MAKE) --no-print-directory all $(B)/wxbench-test $(B)/unit_tests $(B)/reftime
+	@$(MAKE) --no-print-directory all $(B)/wxbench-test $(B)/unit_tests $(B)/reftime $(B)/wxtrace-target
 	@tests/run.sh
 
 # A/A: two quick runs of the same binary back to back, compared as compare.py
@@ -161,15 +182,15 @@ aa: deps-bench
 
 # Mutation testing (tools/mutate.py): MUTANTS=a,b runs only those.
 mutate: deps-test
-	@$(MAKE) --no-print-directory all $(B)/wxbench-test $(B)/unit_tests $(B)/reftime
+	@$(MAKE) --no-print-directory all $(B)/wxbench-test $(B)/unit_tests $(B)/reftime $(B)/wxtrace-target
 	@$(PYTHON) tools/mutate.py $(if $(MUTANTS),--only $(MUTANTS))
 
 # Both compilers, warnings as errors.
 warnings:
 	$(MAKE) --no-print-directory clean
-	$(MAKE) --no-print-directory WERROR=1 CC=gcc CXX=g++ all $(B)/wxbench-test $(B)/unit_tests $(B)/reftime
+	$(MAKE) --no-print-directory WERROR=1 CC=gcc CXX=g++ all $(B)/wxbench-test $(B)/unit_tests $(B)/reftime $(B)/wxtrace-target
 	$(MAKE) --no-print-directory clean
-	$(MAKE) --no-print-directory WERROR=1 CC=clang CXX=clang++ all $(B)/wxbench-test $(B)/unit_tests $(B)/reftime
+	$(MAKE) --no-print-directory WERROR=1 CC=clang CXX=clang++ all $(B)/wxbench-test $(B)/unit_tests $(B)/reftime $(B)/wxtrace-target
 
 # AddressSanitizer + UndefinedBehaviorSanitizer over the unit tests and a quick run.
 sanitize:

@@ -12,13 +12,15 @@
 #                  and linked with its own mach_vm declarations (as where the
 #                  SDK lacks <mach/mach.h>); gbench_shim.cc compiled for
 #                  aarch64-macos.12.0 against a copy of only Google Benchmark's
-#                  headers. A Mach-O cannot run here: this proves that the macOS
-#                  code compiles and links, nothing more.
+#                  headers; the trace interposer (bench/interpose/wxtrace.c)
+#                  linked as a dylib per target and checked for its
+#                  __interpose section. A Mach-O cannot run here: this proves
+#                  that the macOS code compiles and links, nothing more.
 #
 # Warnings are errors everywhere. tools/install_cross.sh installs the tools
 # (apt: gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user; npm: zig 0.11.0).
 
-.PHONY: test-cross cross-tools cross-build cross-linux-aarch64 cross-macos
+.PHONY: test-cross cross-tools cross-build cross-linux-aarch64 cross-macos cross-macos-interposer
 
 CROSS := $(B)/cross
 CROSS_CC ?= aarch64-linux-gnu-gcc
@@ -44,9 +46,10 @@ test-cross:
 	@tools/install_cross.sh
 	@$(MAKE) --no-print-directory -j$(CROSS_JOBS) cross-build ZIG="$$(tools/find_zig.sh)"
 	@$(MAKE) --no-print-directory cross-linux-aarch64
-	@echo "test-cross: aarch64 Linux unit tests passed under qemu; macOS ($(CROSS_MAC_TARGETS)) compiled and linked"
+	@echo "test-cross: aarch64 Linux unit tests passed under qemu; macOS ($(CROSS_MAC_TARGETS)) compiled and linked; the trace interposer built for aarch64 Linux and linked as a macOS dylib"
 
-cross-build: $(CROSS)/aarch64-linux/unit_tests $(CROSS_APP:%.c=$(CROSS)/aarch64-linux/%.o) cross-macos
+cross-build: $(CROSS)/aarch64-linux/unit_tests $(CROSS_APP:%.c=$(CROSS)/aarch64-linux/%.o) cross-macos \
+             $(CROSS)/aarch64-linux/libwxtrace.so cross-macos-interposer
 
 # ---------------------------------------------------------------- aarch64 Linux
 CL := $(CROSS)/aarch64-linux
@@ -116,3 +119,27 @@ $(CROSS)/aarch64-macos.12.0/bench/gbench_shim.o: bench/gbench_shim.cc bench/gben
 	  -DWX_GBENCH_VERSION='"$(GBENCH_VERSION)"' -c $< -o $@
 
 # (the .d files under $(CROSS) are included by the Makefile's own -include of $(B))
+
+# ------------------------------------------------------------ the interposer
+# `wxbench trace`'s interposer: a shared library for aarch64 Linux, and a
+# dylib (its __interpose section holding the macOS JIT calls) for each macOS
+# target, linked; the dylib is checked for the section and the calls.
+$(CROSS)/aarch64-linux/libwxtrace.so: bench/interpose/wxtrace.c bench/interpose/wxtrace_format.h
+	@mkdir -p $(dir $@)
+	$(CROSS_CC) $(CROSS_FLAGS) -fPIC -fvisibility=hidden -shared -o $@ $< -ldl
+
+$(CROSS)/%/libwxtrace.dylib: bench/interpose/wxtrace.c bench/interpose/wxtrace_format.h
+	@mkdir -p $(dir $@)
+	@test -n "$(ZIG)" || { echo "test-cross: no zig (run tools/install_cross.sh)"; exit 1; }
+	$(ZIG) cc -target $* $(CROSS_FLAGS) -fPIC -fvisibility=hidden -c -o $@.o $<
+	$(ZIG) cc -target $* -shared -o $@ $@.o
+	@tools/check_interposer.sh $@ $*
+
+$(CROSS)/declared-%/libwxtrace.dylib: bench/interpose/wxtrace.c bench/interpose/wxtrace_format.h
+	@mkdir -p $(dir $@)
+	$(ZIG) cc -target $* $(CROSS_FLAGS) -DWXT_DECLARE_MACH_VM -fPIC -fvisibility=hidden -c -o $@.o $<
+	$(ZIG) cc -target $* -shared -o $@ $@.o
+	@tools/check_interposer.sh $@ $*
+
+cross-macos-interposer: $(foreach t,$(CROSS_MAC_TARGETS),$(CROSS)/$(t)/libwxtrace.dylib) \
+                        $(CROSS)/declared-aarch64-macos.12.0/libwxtrace.dylib

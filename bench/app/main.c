@@ -5,6 +5,7 @@
 #include "probe.h"
 #include "proc.h"
 #include "runner.h"
+#include "trace.h"
 #include "../gbench_shim.h"
 
 #include <stdio.h>
@@ -93,6 +94,11 @@ int main(int argc, char **argv)
 {
     static wx_options o;
     wx_action action;
+    /* Subcommands: their own command lines. */
+    if (argc >= 2 && strcmp(argv[1], "trace") == 0)
+        return wx_trace_main(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "replay") == 0)
+        return wx_replay_main(argc - 1, argv + 1);
     int rc = wx_parse_args(argc, argv, &o, &action);
     if (rc != WX_EXIT_OK)
         return rc;

@@ -34,6 +34,8 @@ void wx_usage(FILE *f)
           "               [--min-time SECONDS] [--timeout SECONDS] [--seed N] [--no-interleave]\n"
           "               [--target-ci PCT] [--out DIR] [-- <Google Benchmark flags>]\n"
           "       wxbench --list | --probe | --help | --version\n"
+          "       wxbench trace [--out DIR] -- COMMAND [ARG...]      (a real program's W^X calls)\n"
+          "       wxbench replay DIR [--strategy x,y] [--repetitions N]  (that sequence under each strategy)\n"
           "\n"
           "Measures what W^X costs a JIT: switching code memory between writable and\n"
           "executable, per strategy. Every repetition of a (scenario, strategy) pair is a\n"

@@ -122,7 +122,7 @@ def test_no_ok_rows_exit_0_and_nothing_written(tmp_path):
 
 def test_figure_table_has_one_function_per_scenario():
     assert set(plot.FIGURES) == {"harness", "toggle_latency", "mprotect_tlb", "dualmap_overhead",
-                                 "icache_flush", "thread_contention"}
+                                 "icache_flush", "thread_contention", "code_heap"}
     assert all(callable(f) for f in plot.FIGURES.values())
 
 
