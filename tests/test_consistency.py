@@ -4,9 +4,7 @@ op count times its time per op being the time the row was timed for (which a
 wrong op count per batch breaks, whatever the other rows say)."""
 import statistics
 
-import pytest
-
-from conftest import QUICK_REPETITIONS
+from conftest import QUICK_REPETITIONS, run_wxbench
 
 
 def medians(run, **kw):
@@ -18,27 +16,43 @@ def medians(run, **kw):
     return {s: statistics.median(v) for s, v in out.items()}
 
 
-def test_one_page_round_trip_is_the_same_in_two_scenarios(quick_run, platform):
+def agree(quick_run, wxbench, tmp_path, a_where, b_where, low, high):
+    """Assert low <= median(b) / median(a) <= high for every strategy that
+    measured both. A strategy outside the window is measured once more in a
+    run of its own (the two scenarios only, 5 processes each, interleaved), and
+    that run stands: on a busy machine a quick run's 3 processes can land 2x
+    apart, while the errors this catches (an op counted per batch, a unit) are
+    10x and more and survive any re-run. Returns the strategies checked."""
+    a, b = medians(quick_run, **a_where), medians(quick_run, **b_where)
+    both = [s for s in a if s in b]
+    for s in both:
+        ratio = b[s] / a[s]
+        if low <= ratio <= high:
+            continue
+        print(f"note: {s}: {b_where} / {a_where} = {ratio:.2f} in the quick run; measuring once more")
+        scen = ",".join(dict.fromkeys((a_where["scenario"], b_where["scenario"])))
+        again = run_wxbench(wxbench, tmp_path / f"again-{s}", "--quick", "--repetitions", "5",
+                            "--scenario", scen, "--strategy", s)
+        a2, b2 = medians(again, **a_where).get(s), medians(again, **b_where).get(s)
+        assert a2 and b2, (s, again.rc, again.stderr)
+        assert low <= b2 / a2 <= high, (s, "quick run", a[s], b[s], "again", a2, b2)
+    return both
+
+
+def test_one_page_round_trip_is_the_same_in_two_scenarios(quick_run, wxbench, tmp_path):
     """toggle_latency/flip and mprotect_tlb/flip at one page and no victim are the same op."""
     page = quick_run.meta["page_size"]
-    a = medians(quick_run, scenario="toggle_latency", variant="flip")
-    b = medians(quick_run, scenario="mprotect_tlb", variant="flip", victims=0, size_bytes=page)
-    both = [s for s in a if s in b]
-    if not both:
-        pytest.skip("no strategy measured both here")
-    for s in both:
-        assert 0.5 <= b[s] / a[s] <= 2.0, (s, a[s], b[s])
+    both = agree(quick_run, wxbench, tmp_path, dict(scenario="toggle_latency", variant="flip"),
+                 dict(scenario="mprotect_tlb", variant="flip", victims=0, size_bytes=page), 0.5, 2.0)
+    assert "mprotect" in both, both
 
 
-def test_patch_is_the_same_in_two_scenarios(quick_run, platform):
+def test_patch_is_the_same_in_two_scenarios(quick_run, wxbench, tmp_path):
     """toggle_latency/patch and dualmap_overhead/steady are one verified patch of a one-page region.
     Patches scatter up to 2x between processes (layout), hence the wider window."""
-    a = medians(quick_run, scenario="toggle_latency", variant="patch")
-    b = medians(quick_run, scenario="dualmap_overhead", variant="steady")
-    both = [s for s in a if s in b]
-    assert both, (a, b)
-    for s in both:
-        assert 0.4 <= b[s] / a[s] <= 2.5, (s, a[s], b[s])
+    both = agree(quick_run, wxbench, tmp_path, dict(scenario="toggle_latency", variant="patch"),
+                 dict(scenario="dualmap_overhead", variant="steady"), 0.4, 2.5)
+    assert "mprotect" in both, both
 
 
 def test_the_exposure_window_is_part_of_the_patch(quick_run, platform):

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import BUILD, ROOT
+from conftest import BUILD, ROOT, run_wxbench
 
 LOW, HIGH = 0.4, 2.5
 
@@ -35,13 +35,27 @@ def reference(op):
     return float(ns)
 
 
+def median_of(run, where):
+    rows = [r for r in run.select(**where) if r["status"] == "ok" and r["core_class"] in ("any", "P")]
+    assert rows, (where, run.rc, run.stderr)
+    return statistics.median(float(r["ns_per_op"]) for r in rows)
+
+
 @pytest.mark.parametrize("op", sorted(SAME_OP))
-def test_wxbench_agrees_with_an_independent_measurement(quick_run, platform, op):
+def test_wxbench_agrees_with_an_independent_measurement(quick_run, wxbench, platform, tmp_path, op):
+    """Outside the window, both are measured once more, right after each other
+    (wxbench: this configuration's scenario and strategy only, 5 processes), and
+    that pair stands: the quick run and the reference ran minutes apart, and on a
+    busy machine the load can change in between; a scale error survives any re-run."""
     where = SAME_OP[op]
     if where["strategy"] != "none" and not platform.runs(where["strategy"]):
         pytest.skip(f"{where['strategy']} does not run here: {platform.why(where['strategy'])}")
-    rows = [r for r in quick_run.select(**where) if r["status"] == "ok" and r["core_class"] in ("any", "P")]
-    assert rows, where
-    ours = statistics.median(float(r["ns_per_op"]) for r in rows)
+    ours = median_of(quick_run, where)
     ref = reference(op)
+    if not LOW <= ours / ref <= HIGH:
+        print(f"note: {op}: wxbench {ours:.4g} ns, reference {ref:.4g} ns ({ours / ref:.2f}x); measuring once more")
+        again = run_wxbench(wxbench, tmp_path / "again", "--quick", "--repetitions", "5",
+                            "--scenario", where["scenario"], "--strategy", where["strategy"])
+        ours = median_of(again, where)
+        ref = reference(op)
     assert LOW <= ours / ref <= HIGH, f"{op}: wxbench {ours:.4g} ns, reference {ref:.4g} ns ({ours / ref:.2f}x)"
