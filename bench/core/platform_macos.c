@@ -162,23 +162,28 @@ static struct {
     int levels;           /* 0, 1 or 2 */
     int eff;              /* E-core logical CPUs */
     int ncpu;             /* logical CPUs */
-    int checked;          /* 1: the map held against a BACKGROUND thread */
-    char text[320];       /* what was learned, for meta.json */
+    int checked;          /* 1: the map held against a BACKGROUND and a USER_INTERACTIVE thread */
+    char text[512];       /* what was learned, for meta.json */
 } g_map;
 
-typedef struct bg_probe {
-    uint64_t seen;        /* CPUs a QOS_CLASS_BACKGROUND thread ran on (bit per CPU < 64) */
-    int samples;
-} bg_probe;
+/* CPUs a thread of one QoS class was seen on. */
+typedef struct qos_probe {
+    uint64_t seen;        /* CPUs it ran on (bit per CPU < 64) */
+    int samples;          /* readings taken */
+    int below;            /* readings on a CPU below the E-core count */
+} qos_probe;
 
-static void *bg_sampler(void *arg)
+static void *qos_sampler(void *arg)
 {
-    bg_probe *b = arg;
+    qos_probe *b = arg;
+    int eff = g_map.eff;
     uint64_t end = wx_now_ns() + 30 * 1000000ull; /* 30 ms of samples */
     while (wx_now_ns() < end && b->samples < 100000) {
         int cpu = wx_current_cpu();
         if (cpu >= 0 && cpu < 64)
             b->seen |= 1ull << cpu;
+        if (cpu >= 0 && cpu < eff)
+            b->below++;
         b->samples++;
         for (volatile int spin = 0; spin < 1000; spin++)
             ;
@@ -186,11 +191,40 @@ static void *bg_sampler(void *arg)
     return NULL;
 }
 
+/* Sample the CPUs a new thread of class q runs on; 0, or an errno. */
+static int sample_qos(qos_class_t q, qos_probe *b)
+{
+    pthread_attr_t attr;
+    pthread_t t;
+    memset(b, 0, sizeof *b);
+    int e = pthread_attr_init(&attr);
+    if (e != 0)
+        return e;
+    e = pthread_attr_set_qos_class_np(&attr, q, 0);
+    if (e == 0)
+        e = pthread_create(&t, &attr, qos_sampler, b);
+    if (e == 0)
+        pthread_join(t, NULL);
+    pthread_attr_destroy(&attr);
+    return e;
+}
+
+/* "0,1,2" from a bit set of CPUs. */
+static void cpu_list(uint64_t seen, char *out, size_t len)
+{
+    size_t o = 0;
+    out[0] = 0;
+    for (int c = 0; c < 64 && o < len; c++)
+        if (seen >> c & 1)
+            o += (size_t)snprintf(out + o, len - o, "%s%d", o ? "," : "", c);
+}
+
 /* Apple silicon has so far numbered its E-cores first (CPUs 0..E-1). That
- * is an assumption, not a documented fact, so it is checked: a thread with
- * QOS_CLASS_BACKGROUND (which macOS keeps on E-cores) must only be seen on
- * CPUs below E; otherwise the class of a CPU number stays unknown and rows
- * show raw CPU numbers. */
+ * is an assumption, not a documented fact, so it is checked both ways: a
+ * QOS_CLASS_BACKGROUND thread (which macOS keeps on E-cores) must only be
+ * seen on CPUs below E, and a QOS_CLASS_USER_INTERACTIVE thread (which
+ * prefers P-cores) must be seen mostly on CPUs E and above. Otherwise the
+ * class of a CPU number stays unknown and rows show raw CPU numbers. */
 static void learn_cpu_classes(void)
 {
     if (g_map.ready)
@@ -204,48 +238,49 @@ static void learn_cpu_classes(void)
         return;
     }
     g_map.eff = pl[1].logical;
-    pthread_attr_t attr;
-    pthread_t t;
-    bg_probe b = {0, 0};
-    int e = pthread_attr_init(&attr);
-    if (e == 0)
-        e = pthread_attr_set_qos_class_np(&attr, QOS_CLASS_BACKGROUND, 0);
-    if (e == 0)
-        e = pthread_create(&t, &attr, bg_sampler, &b);
-    if (e == 0)
-        pthread_join(t, NULL);
-    pthread_attr_destroy(&attr);
+    qos_probe bg, ui;
+    int e = sample_qos(QOS_CLASS_BACKGROUND, &bg);
     if (e != 0) {
         snprintf(g_map.text, sizeof g_map.text,
                  "unknown: could not start a QOS_CLASS_BACKGROUND thread to check the map (%s)", strerror(e));
         return;
     }
-    char list[160] = "";
-    size_t o = 0;
-    int outside = -1;
-    for (int c = 0; c < 64; c++) {
-        if (!(b.seen >> c & 1))
-            continue;
-        if (c >= g_map.eff && outside < 0)
-            outside = c;
-        o += (size_t)snprintf(list + o, o < sizeof list ? sizeof list - o : 0, "%s%d", o ? "," : "", c);
-        if (o >= sizeof list)
-            o = sizeof list - 1;
-    }
-    if (!b.seen) {
+    e = sample_qos(QOS_CLASS_USER_INTERACTIVE, &ui);
+    if (e != 0) {
         snprintf(g_map.text, sizeof g_map.text,
-                 "unknown: pthread_cpu_number_np gave no CPU number to a QOS_CLASS_BACKGROUND thread");
+                 "unknown: could not start a QOS_CLASS_USER_INTERACTIVE thread to check the map (%s)", strerror(e));
+        return;
+    }
+    char bgl[160], uil[160];
+    cpu_list(bg.seen, bgl, sizeof bgl);
+    cpu_list(ui.seen, uil, sizeof uil);
+    int outside = -1;
+    for (int c = g_map.eff; c < 64 && outside < 0; c++)
+        if (bg.seen >> c & 1)
+            outside = c;
+    if (!bg.seen || !ui.seen) {
+        snprintf(g_map.text, sizeof g_map.text,
+                 "unknown: pthread_cpu_number_np gave no CPU number to a %s thread",
+                 !bg.seen ? "QOS_CLASS_BACKGROUND" : "QOS_CLASS_USER_INTERACTIVE");
     } else if (outside >= 0) {
         snprintf(g_map.text, sizeof g_map.text,
                  "unknown: a QOS_CLASS_BACKGROUND thread ran on CPU %d, not among the first %d (so E-cores are "
                  "not numbered first here; CPUs seen: %s)",
-                 outside, g_map.eff, list);
+                 outside, g_map.eff, bgl);
+    } else if (2 * ui.below > ui.samples) {
+        snprintf(g_map.text, sizeof g_map.text,
+                 "unknown: a QOS_CLASS_USER_INTERACTIVE thread ran below CPU %d in %d of %d samples (CPUs seen: "
+                 "%s), so P-cores are not shown to be numbered after the E-cores (or they were busy); a "
+                 "QOS_CLASS_BACKGROUND thread ran on CPUs %s",
+                 g_map.eff, ui.below, ui.samples, uil, bgl);
     } else {
         g_map.checked = 1;
         snprintf(g_map.text, sizeof g_map.text,
                  "E-cores are CPUs 0-%d and P-cores %d-%d (assumed: E-cores numbered first; checked: a "
-                 "QOS_CLASS_BACKGROUND thread ran only on CPUs %s in %d samples)",
-                 g_map.eff - 1, g_map.eff, g_map.ncpu - 1, list, b.samples);
+                 "QOS_CLASS_BACKGROUND thread ran only on CPUs %s in %d samples, a QOS_CLASS_USER_INTERACTIVE "
+                 "thread on CPUs %s, at or above %d in %d of %d samples)",
+                 g_map.eff - 1, g_map.eff, g_map.ncpu - 1, bgl, bg.samples, uil, g_map.eff,
+                 ui.samples - ui.below, ui.samples);
     }
 }
 
@@ -310,16 +345,16 @@ void wx_jit_thread_reset(void)
  * Timer
  * --------------------------------------------------------------------- */
 
-/* Frequency of the counter behind mach_absolute_time / CLOCK_UPTIME_RAW. */
+/* Frequency of the timebase behind mach_absolute_time / CLOCK_UPTIME_RAW,
+ * from sysctl hw.tbfrequency (a 64-bit value; xnu bsd/kern/kern_mib.c):
+ * 24 MHz on Apple silicon so far, 1 GHz on Intel (nanoseconds). Read from
+ * the kernel rather than with `mrs cntfrq_el0`, which would end the process
+ * with SIGILL where that register is not readable from user space. 0 when
+ * the sysctl is missing. */
 static long timer_frequency(void)
 {
-#if defined(__aarch64__)
-    uint64_t f;
-    __asm__ volatile("mrs %0, cntfrq_el0" : "=r"(f));
-    return (long)f;
-#else
-    return 0; /* Intel: mach_absolute_time counts nanoseconds; no counter frequency to read */
-#endif
+    long long hz = sysctl_int("hw.tbfrequency", 0);
+    return hz > 0 ? (long)hz : 0;
 }
 
 /* Smallest non-zero step between two readings of the clock Google
@@ -449,9 +484,11 @@ void wx_machine_write_meta(const wx_machine *m, void *file)
           "Benchmark)\", ",
           f);
     if (m->timer_hz > 0)
-        fprintf(f, "\"counter_frequency_hz\": %ld, \"tick_ns\": %.3f, ", m->timer_hz, 1e9 / (double)m->timer_hz);
+        fprintf(f, "\"counter_frequency_hz\": %ld, \"tick_ns\": %.3f, \"frequency_source\": \"sysctl hw.tbfrequency\", ",
+                m->timer_hz, 1e9 / (double)m->timer_hz);
     else
-        fputs("\"counter_frequency_hz\": null, \"tick_ns\": null, ", f);
+        fputs("\"counter_frequency_hz\": null, \"tick_ns\": null, \"frequency_source\": \"sysctl hw.tbfrequency "
+              "missing\", ", f);
     fprintf(f, "\"resolution_ns\": %.1f, \"resolution_source\": \"smallest step seen between two readings\"},\n",
             m->timer_step_ns);
     double load[3] = {0, 0, 0};
@@ -540,6 +577,14 @@ static int kpc_read(uint64_t *cycles)
 
 static void kpc_init(void)
 {
+    if (sysctl_int("sysctl.proc_translated", 0) == 1) {
+        /* This x86_64 build would read fixed counter 1 (Intel's core cycles), which on the Apple silicon
+         * underneath counts instructions (fixed 0 cycles, 1 instructions). */
+        snprintf(kpc_why, sizeof kpc_why, "running under Rosetta 2 (sysctl.proc_translated = 1): the kperf fixed "
+                                          "counter this x86_64 build reads as cycles counts instructions on the "
+                                          "Apple silicon underneath; cycles_per_op left empty");
+        return;
+    }
     if (geteuid() != 0) {
         snprintf(kpc_why, sizeof kpc_why, "cycle counters need root on macOS (kperf); run with sudo to fill "
                                           "cycles_per_op");
