@@ -10,6 +10,7 @@
 #include "platform_util.h"
 
 #include <Availability.h>
+#include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
@@ -333,10 +334,314 @@ int wx_set_core_class(const char *cls, char *why, size_t len)
     return 0;
 }
 
+/* ------------------------------------------------------------------------
+ * Code signing and what the system enforces on JIT memory
+ * --------------------------------------------------------------------- */
+
+/* From Apple's xnu (xnu-11417). csops() is exported by libSystem but
+ * declared only in the private <System/sys/codesign.h>; its operations are
+ * in bsd/sys/codesign.h (CS_OPS_STATUS 0, CS_OPS_ENTITLEMENTS_BLOB 7: the
+ * XML entitlements as a blob with a big-endian 8-byte header, magic and
+ * length; ERANGE with the length when the buffer is too small; nothing
+ * copied when there are no entitlements: bsd/kern/kern_proc.c), its flags
+ * in osfmk/kern/cs_blobs.h. */
+extern int csops(pid_t pid, unsigned int ops, void *useraddr, size_t usersize);
+#define WX_CS_OPS_STATUS 0u
+#define WX_CS_OPS_ENTITLEMENTS_BLOB 7u
+#define WX_CS_VALID 0x00000001u
+#define WX_CS_ADHOC 0x00000002u
+#define WX_CS_RUNTIME 0x00010000u       /* the hardened runtime applies */
+#define WX_CS_LINKER_SIGNED 0x00020000u /* signed by the linker, ad hoc */
+/* sysctl security.codesigning.config (a 32-bit value: bsd/kern/kern_codesigning.c) holds the bits of
+ * bsd/sys/code_signing.h: CS_CONFIG_MAP_JIT (1 << 26), MAP_JIT available (csm_check_lockdown_mode in
+ * kern_codesigning.c clears it under Lockdown Mode where the monitor's policy turns JIT off), and
+ * CS_CONFIG_CSM_ENABLED (1 << 31), the code-signing monitor is on. Apple's own libpthread test
+ * (libpthread-539 tests/pthread_jit_write_protection.c, through code_signing_monitor_enabled() in
+ * tests/pthread_jit_write_test_inline.h) reads this bit and skips its execute-while-writable check when it
+ * is set, because an execute fault the monitor cannot resolve then kills the process with SIGKILL. With the
+ * monitor on, xnu refuses MAP_JIT it does not allow with EPERM ("code signing monitor denies JIT mapping",
+ * bsd/kern/kern_mman.c). Lockdown Mode: sysctl security.mac.lockdown_mode_state (bsd/kern/lockdown_mode.c). */
+#define WX_CS_CONFIG_MAP_JIT (1u << 26)
+#define WX_CS_CONFIG_CSM_ENABLED (1u << 31)
+
+/* The XML entitlements of this process (malloc'ed, NUL-terminated; NULL
+ * when it has none): 0, or an errno from csops. */
+static int read_entitlements(char **xml)
+{
+    *xml = NULL;
+    unsigned char hdr[8] = {0};
+    if (csops(getpid(), WX_CS_OPS_ENTITLEMENTS_BLOB, hdr, sizeof hdr) == 0)
+        return 0; /* none (or an empty blob) */
+    if (errno != ERANGE)
+        return errno;
+    uint32_t be;
+    memcpy(&be, hdr + 4, sizeof be);
+    size_t n = ntohl(be);
+    if (n <= 8 || n > (1u << 24))
+        return EINVAL;
+    char *buf = calloc(1, n + 1);
+    if (!buf)
+        return ENOMEM;
+    if (csops(getpid(), WX_CS_OPS_ENTITLEMENTS_BLOB, buf, n) != 0) {
+        int e = errno;
+        free(buf);
+        return e;
+    }
+    memmove(buf, buf + 8, n - 8);
+    buf[n - 8] = 0;
+    *xml = buf;
+    return 0;
+}
+
+/* 1 when the XML plist has <key>key</key> set to <true/>, else 0. */
+static int entitled(const char *xml, const char *key)
+{
+    char want[160];
+    snprintf(want, sizeof want, "<key>%s</key>", key);
+    const char *p = xml ? strstr(xml, want) : NULL;
+    if (!p)
+        return 0;
+    p += strlen(want);
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        p++;
+    return strncmp(p, "<true/>", 7) == 0;
+}
+
+static const char *tri(int v, const char *yes, const char *no)
+{
+    return v < 0 ? "unknown" : v ? yes : no;
+}
+
+static wx_signing g_signing;
+static pthread_once_t signing_once = PTHREAD_ONCE_INIT;
+
+static void signing_init(void)
+{
+    wx_signing *s = &g_signing;
+    memset(s, 0, sizeof *s);
+    s->applicable = 1;
+    s->cs_flags = s->cs_config = -1;
+    s->hardened_runtime = s->adhoc = s->linker_signed = s->allow_jit = s->jit_write_allowlist = -1;
+    s->csm = s->map_jit_enabled = s->lockdown = -1;
+    char fl[96], ent[96] = "", cfg[160];
+    uint32_t flags = 0;
+    if (csops(getpid(), WX_CS_OPS_STATUS, &flags, sizeof flags) == 0) {
+        s->cs_flags = flags;
+        s->hardened_runtime = (flags & WX_CS_RUNTIME) != 0;
+        s->adhoc = (flags & WX_CS_ADHOC) != 0;
+        s->linker_signed = (flags & WX_CS_LINKER_SIGNED) != 0;
+        snprintf(fl, sizeof fl, "csops flags %#x", flags);
+    } else {
+        snprintf(fl, sizeof fl, "csops(CS_OPS_STATUS): %s", strerror(errno));
+    }
+    char *xml = NULL;
+    int e = read_entitlements(&xml);
+    if (e == 0) {
+        s->allow_jit = entitled(xml, "com.apple.security.cs.allow-jit");
+        s->jit_write_allowlist = entitled(xml, "com.apple.security.cs.jit-write-allowlist");
+        free(xml);
+    } else {
+        snprintf(ent, sizeof ent, " (csops(CS_OPS_ENTITLEMENTS_BLOB): %s)", strerror(e));
+    }
+    uint32_t config = 0;
+    size_t n = sizeof config;
+    if (sysctlbyname("security.codesigning.config", &config, &n, NULL, 0) == 0 && n == sizeof config) {
+        s->cs_config = config;
+        s->csm = (config & WX_CS_CONFIG_CSM_ENABLED) != 0;
+        s->map_jit_enabled = (config & WX_CS_CONFIG_MAP_JIT) != 0;
+        snprintf(cfg, sizeof cfg, "security.codesigning.config %#x", config);
+    } else {
+        snprintf(cfg, sizeof cfg, "security.codesigning.config: %s", strerror(errno));
+    }
+    long long lock = sysctl_int("security.mac.lockdown_mode_state", -1);
+    s->lockdown = lock < 0 ? -1 : lock != 0;
+    long long translated = sysctl_int("sysctl.proc_translated", -1);
+    s->translated = translated < 0 ? 0 : translated != 0; /* missing on Intel Macs: native */
+    if (s->cs_flags < 0)
+        snprintf(s->mode, sizeof s->mode, "unknown");
+    else if (s->hardened_runtime == 1)
+        snprintf(s->mode, sizeof s->mode, s->jit_write_allowlist == 1 ? "hardened-allowlist" : "hardened");
+    else if (s->linker_signed == 1)
+        snprintf(s->mode, sizeof s->mode, "linker-signed");
+    else if (s->adhoc == 1)
+        snprintf(s->mode, sizeof s->mode, "ad-hoc");
+    else
+        snprintf(s->mode, sizeof s->mode, (flags & WX_CS_VALID) ? "signed" : "unsigned");
+    snprintf(s->text, sizeof s->text,
+             "%s: hardened runtime %s, ad hoc %s; entitlements: allow-jit %s, jit-write-allowlist %s%s; %s: "
+             "code-signing monitor %s, MAP_JIT %s; Lockdown Mode %s; Rosetta 2 %s",
+             fl, tri(s->hardened_runtime, "yes", "no"), tri(s->adhoc, "yes", "no"), tri(s->allow_jit, "yes", "no"),
+             tri(s->jit_write_allowlist, "yes", "no"), ent, cfg, tri(s->csm, "on", "off"),
+             tri(s->map_jit_enabled, "available", "turned off"), tri(s->lockdown, "on", "off"),
+             s->translated ? "yes" : "no");
+}
+
+void wx_signing_describe(wx_signing *s)
+{
+    pthread_once(&signing_once, signing_init);
+    *s = g_signing;
+}
+
+int wx_code_signing_monitor(char *why, size_t len)
+{
+    wx_signing s;
+    wx_signing_describe(&s);
+    if (why && len) {
+        if (s.cs_config < 0)
+            snprintf(why, len, "sysctl security.codesigning.config is missing here (no code-signing monitor state "
+                               "to read)");
+        else
+            snprintf(why, len, "security.codesigning.config = %#llx: CS_CONFIG_CSM_ENABLED (bit 31) %s", s.cs_config,
+                     s.csm ? "set" : "clear");
+    }
+    return s.csm;
+}
+
+#ifdef WX_HAVE_JIT_TOGGLE
+/* In a child: the JIT toggle under test; if libpthread refuses it, the child dies. */
+static void toggle_once(void *arg)
+{
+    (void)arg;
+    pthread_jit_write_protect_np(1);
+}
+#endif
+
+static pthread_once_t allowlist_once = PTHREAD_ONCE_INIT;
+static int allowlist_state = -1;
+static char allowlist_why[WX_REASON_LEN];
+
+/* libpthread (libpthread-539 src/pthread.c) enables the allow-list on macOS
+ * for a process with the jit-write-allowlist entitlement on a CPU with the
+ * per-thread toggle, and then crashes the process on any
+ * pthread_jit_write_protect_np call. The entitlement decides; a child that
+ * makes the call confirms it (its death is the evidence). */
+static void allowlist_init(void)
+{
+#ifdef WX_HAVE_JIT_TOGGLE
+    if (!pthread_jit_write_protect_supported_np()) {
+        allowlist_state = 0;
+        snprintf(allowlist_why, sizeof allowlist_why, "not enforced: no per-thread JIT write protection here "
+                 "(pthread_jit_write_protect_supported_np() returned 0)");
+        return;
+    }
+    wx_signing s;
+    wx_signing_describe(&s);
+    if (s.jit_write_allowlist == 0) {
+        allowlist_state = 0;
+        snprintf(allowlist_why, sizeof allowlist_why, "not enforced for this binary: it has no "
+                 "com.apple.security.cs.jit-write-allowlist entitlement (signing: %s), so libpthread checks no "
+                 "callback against the allow-list", s.mode);
+        return;
+    }
+    wx_child_try t;
+    int sig = wx_try_in_child(toggle_once, NULL, 0, 10000, &t);
+    if (sig > 0) {
+        allowlist_state = 1;
+        snprintf(allowlist_why, sizeof allowlist_why, "enforced for this binary: %s; a child process that called "
+                 "pthread_jit_write_protect_np(1) ended with %s (%s): libpthread refuses the toggle, only "
+                 "allow-listed pthread_jit_write_with_callback_np callbacks may write",
+                 s.jit_write_allowlist == 1 ? "entitlement com.apple.security.cs.jit-write-allowlist present"
+                                            : "entitlements unreadable",
+                 wx_signal_name(sig), t.why);
+    } else if (sig == 0) {
+        allowlist_state = 0;
+        snprintf(allowlist_why, sizeof allowlist_why, "not enforced for this binary: a child process called "
+                 "pthread_jit_write_protect_np(1) and lived (entitlement jit-write-allowlist %s)",
+                 s.jit_write_allowlist == 1 ? "present, yet not enforced" : "unknown");
+    } else {
+        allowlist_state = s.jit_write_allowlist == 1 ? 1 : -1;
+        snprintf(allowlist_why, sizeof allowlist_why, "%s (entitlement jit-write-allowlist %s; the check in a "
+                 "child process gave no answer: %s)",
+                 allowlist_state == 1 ? "enforced for this binary" : "unknown",
+                 s.jit_write_allowlist == 1 ? "present" : "unknown", t.why);
+    }
+#else
+    allowlist_state = 0;
+    snprintf(allowlist_why, sizeof allowlist_why, "not applicable: built without pthread_jit_write_protect_np "
+             "(macOS deployment target below 11.0)");
+#endif
+}
+
+int wx_jit_allowlist_enforced(char *why, size_t len)
+{
+    pthread_once(&allowlist_once, allowlist_init);
+    if (why && len)
+        snprintf(why, len, "%s", allowlist_why);
+    return allowlist_state;
+}
+
+#ifdef WX_HAVE_JIT_TOGGLE
+/* In a child: a write to MAP_JIT memory while this thread is write-protected. */
+typedef struct toggle_probe {
+    volatile uint32_t *page;
+    int allowlist;          /* 1: the toggle may not be called (the thread is write-protected outside callbacks) */
+} toggle_probe;
+
+static void write_protected_write(void *arg)
+{
+    toggle_probe *t = arg;
+    if (t->allowlist != 1)
+        pthread_jit_write_protect_np(1);
+    *t->page = 0x5eed1234u;
+}
+#endif
+
+static pthread_once_t toggle_once_ctl = PTHREAD_ONCE_INIT;
+static int toggle_state = -1;
+static char toggle_why[WX_REASON_LEN];
+
+static void toggle_init(void)
+{
+#ifdef WX_HAVE_JIT_TOGGLE
+    if (!pthread_jit_write_protect_supported_np()) {
+        snprintf(toggle_why, sizeof toggle_why, "not applicable: pthread_jit_write_protect_supported_np() returned "
+                 "0 (no per-thread JIT write protection on this CPU)");
+        return;
+    }
+    long page = sysconf(_SC_PAGESIZE);
+    void *p = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANON | MAP_JIT, -1, 0);
+    if (p == MAP_FAILED) {
+        wx_why_errno(toggle_why, sizeof toggle_why, "not checked: mmap(MAP_JIT)", errno);
+        return;
+    }
+    toggle_probe t = {.page = p, .allowlist = wx_jit_allowlist_enforced(NULL, 0)};
+    wx_child_try c;
+    int sig = wx_try_in_child(write_protected_write, &t, sizeof t, 10000, &c);
+    munmap(p, (size_t)page);
+    if (sig == 0) {
+        toggle_state = 0;
+        snprintf(toggle_why, sizeof toggle_why, "toggle not enforced on this machine (virtual machine?): a write to "
+                 "MAP_JIT memory succeeded while the thread was write-protected%s, so MAP_JIT memory is writable "
+                 "and executable at once here and no row measures Apple's W^X switch",
+                 t.allowlist == 1 ? " (outside any write callback)" : " (pthread_jit_write_protect_np(1))");
+    } else if (sig > 0) {
+        toggle_state = 1;
+        snprintf(toggle_why, sizeof toggle_why, "enforced: a write to MAP_JIT memory while the thread was "
+                 "write-protected ended with %s", c.why);
+    } else {
+        snprintf(toggle_why, sizeof toggle_why, "not checked: %s", c.why);
+    }
+#else
+    snprintf(toggle_why, sizeof toggle_why, "not applicable: built without pthread_jit_write_protect_np (macOS "
+             "deployment target below 11.0)");
+#endif
+}
+
+int wx_jit_toggle_enforced(char *why, size_t len)
+{
+    pthread_once(&toggle_once_ctl, toggle_init);
+    if (why && len)
+        snprintf(why, len, "%s", toggle_why);
+    return toggle_state;
+}
+
+/* Where the allow-list is enforced, libpthread aborts the process on any
+ * pthread_jit_write_protect_np call; threads are write-protected outside
+ * write callbacks there anyway, so there is nothing to reset. */
 void wx_jit_thread_reset(void)
 {
 #ifdef WX_HAVE_JIT_TOGGLE
-    if (pthread_jit_write_protect_supported_np())
+    if (pthread_jit_write_protect_supported_np() && wx_jit_allowlist_enforced(NULL, 0) != 1)
         pthread_jit_write_protect_np(1);
 #endif
 }

@@ -22,6 +22,9 @@ enum {
     WX_WRITABLE_ALIAS = 1u << 1,  /* a writable view of the code exists permanently */
     WX_ALWAYS_RWX = 1u << 2,      /* memory is writable and executable at once, never switched */
     WX_NO_SWITCH = 1u << 3,       /* begin/end_write do nothing (rwx, dualmap) */
+    WX_JIT_TOGGLE = 1u << 4,      /* MAP_JIT memory under Apple's per-thread JIT write protection (mapjit,
+                                     mapjit_callback): where the toggle is not enforced (platform.h,
+                                     wx_jit_toggle_enforced) its rows say so */
 };
 
 /* One region of code memory handed out by a strategy. */
