@@ -271,6 +271,22 @@ static void jit_register(const wx_run *run)
         wx_add_unsupported(&x, why);
         return;
     }
+    /* A strategy whose switch is process-wide leaves the code unexecutable
+     * for the executing thread while the patcher writes: its calls then
+     * fault, and are counted. Where the code-signing monitor is on such a
+     * fault kills the whole process (SIGKILL) instead. */
+    char csm[WX_REASON_LEN];
+    if (!(run->strategy->flags & (WX_PER_THREAD | WX_NO_SWITCH)) && wx_code_signing_monitor(csm, sizeof csm) == 1) {
+        (void)csm;
+        snprintf(why, sizeof why, "not measured, because the code-signing monitor is on (security.codesigning.config): "
+                 "the executing thread's calls while the patcher holds this strategy's pages writable would meet an "
+                 "execute fault, which would kill the process with SIGKILL");
+        x.variant = "cross_thread";
+        wx_add_unsupported(&x, why);
+        x.variant = "cross_thread_nosync";
+        wx_add_unsupported(&x, why);
+        return;
+    }
     x.variant = "cross_thread";
     x.param = 1;
     if (jit_membarrier_setup(why, sizeof why))

@@ -9,7 +9,11 @@ machine the tests were written on. Each platform keeps fixed anchors (below,
 from docs/platforms.md and shared/reference/platforms.md) so that a strategy
 that stops running where it must run, or runs where it cannot, still fails;
 `wxbench --list` decides only where the facts leave it open (dualmap on
-macOS, pkey), and then its reason is checked against the rows."""
+macOS, pkey), and then its reason is checked against the rows. On Apple
+silicon `wxbench --probe` decides what the MAP_JIT strategies must do: whether
+they run (a hosted runner is a virtual machine, and a hardened or allow-listed
+signing refuses them), whether the per-thread toggle is enforced there, and
+whether the code-signing monitor forbids provoking execute faults."""
 import csv
 import json
 import os
@@ -123,11 +127,41 @@ def parse_list(stdout):
     return out
 
 
+# The strategies on MAP_JIT memory under Apple's per-thread toggle.
+JIT_TOGGLE_STRATEGIES = ("mapjit", "mapjit_callback")
+# What --probe says where the per-thread toggle is not enforced.
+TOGGLE_NOT_ENFORCED = "toggle not enforced on this machine (virtual machine?)"
+
+
+PROBE_SYSTEM = ("signing", "code-signing monitor", "JIT write protection", "JIT write allow-list")
+
+
+def parse_probe(stdout):
+    """(system, strategies) from `wxbench --probe`: system maps the lines
+    about the machine (PROBE_SYSTEM) to their text; strategies maps each
+    strategy to (its line, the indented lines under it)."""
+    system, strategies, current = {}, {}, None
+    for line in stdout.splitlines()[1:]:
+        if not line.strip():
+            continue
+        if line.startswith(" "):
+            if current:
+                strategies[current][1].append(line.strip())
+            continue
+        key = next((k for k in PROBE_SYSTEM if line.startswith(k + ":")), None)
+        if key:
+            system[key] = line[len(key) + 1:].strip()
+            continue
+        current = line.split()[0]
+        strategies[current] = (line, [])
+    return system, strategies
+
+
 class Platform:
     """This machine as wxbench describes it (meta.json of a small run, the
-    user build's --list) plus the fixed facts per platform."""
+    user build's --list and --probe) plus the fixed facts per platform."""
 
-    def __init__(self, meta, listing):
+    def __init__(self, meta, listing, probe=""):
         self.meta = meta
         self.os = meta["os"].split()[0]              # "Linux" or "macOS"
         self.arch = meta["arch"]                     # "x86_64" or "arm64"
@@ -136,6 +170,43 @@ class Platform:
         self.linux = self.os == "Linux"
         self.macos = self.os == "macOS"
         self.apple_silicon = self.macos and self.arch == "arm64"
+        self.probe_system, self.probe = parse_probe(probe)
+        # the code-signing monitor is on: execute faults are not provoked (they would be a SIGKILL)
+        self.csm = self.probe_system.get("code-signing monitor", "").startswith("on")
+        # the per-thread JIT toggle is not enforced (writes succeed while write-protected)
+        self.toggle_not_enforced = TOGGLE_NOT_ENFORCED in self.probe_system.get("JIT write protection", "")
+
+    def probe_runs(self, strategy):
+        """Whether --probe found the strategy mapping memory here."""
+        line = self.probe.get(strategy, ("", []))[0]
+        return "maps=yes" in line
+
+    def probe_expect(self, strategy, words):
+        """The words a strategy's --probe line must hold here: the fixed ones
+        (words), less what this machine cannot show. With the code-signing
+        monitor on, exec-while-writable is not tried; where the JIT toggle is
+        not enforced, nothing faults for the MAP_JIT strategies."""
+        words = list(words)
+        if self.csm:
+            words = [("exec-faults-when-writable=not tried (code-signing monitor on)"
+                      if w.startswith("exec-faults-when-writable=yes") else w) for w in words]
+        if self.toggle_not_enforced and strategy in JIT_TOGGLE_STRATEGIES:
+            words = [w for w in words if "faults" not in w]
+        return words
+
+    def audit_expect(self, strategy, known):
+        """The audit answers a strategy must give here: the known ones, less
+        what this machine cannot decide (n/a where the code-signing monitor
+        forbids provoking an execute fault; nothing fixed for a MAP_JIT
+        strategy whose toggle is not enforced)."""
+        known = dict(known)
+        if self.toggle_not_enforced and strategy in JIT_TOGGLE_STRATEGIES:
+            return {}
+        if self.csm:
+            for prop in ("writer_can_execute_while_writable", "other_thread_can_execute_while_writable"):
+                if prop in known and known[prop] != "n/a":
+                    known[prop] = "n/a"
+        return known
 
     def __repr__(self):
         return f"<{self.os} {self.arch}, core classes {self.classes}>"
@@ -163,7 +234,8 @@ class Platform:
         if self.linux:
             return {"rwx", "mprotect", "dualmap"}
         if self.apple_silicon:
-            return {"mprotect", "mapjit", "mapjit_callback"}
+            # the MAP_JIT strategies where --probe finds them mapping memory
+            return {"mprotect"} | {s for s in JIT_TOGGLE_STRATEGIES if self.probe_runs(s)}
         if self.macos:
             return {"rwx", "mprotect"}
         return {"mprotect"}
@@ -210,7 +282,9 @@ def platform(wxbench, tmp_path_factory):
     assert run.rc == 0, run.stderr
     listing = subprocess.run([str(wxbench), "--list"], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert listing.returncode == 0, listing.stderr
-    return Platform(run.meta, parse_list(listing.stdout))
+    probe = subprocess.run([str(wxbench), "--probe"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert probe.returncode == 0, probe.stdout + probe.stderr
+    return Platform(run.meta, parse_list(listing.stdout), probe.stdout)
 
 
 def host_os_arch():
