@@ -147,14 +147,18 @@ static int cross_setup(wx_job *j)
 {
     cross *x = j->state;
     j->step = JIT_OPS_PER_STEP;
+    /* A process-wide switch takes the mm's lock for writing while the
+     * executing thread keeps faulting on the pages (each fault takes it for
+     * reading): the patcher sleeps on that lock by design. */
+    j->sleeps = !(j->s->flags & (WX_PER_THREAD | WX_NO_SWITCH));
     if (wx_region_prepare(j->s, &x->r, (size_t)j->c->size_bytes, 7u, j->why, sizeof j->why) != 0)
         return WX_FAILED;
     x->mapped = 1;
     if (jit_stub64_setup(j, &x->r, gen_value(0), x->shadow) != 0)
         return WX_FAILED;
-    int e = pthread_create(&x->thread, NULL, executing_thread, x);
-    if (e != 0)
-        return wx_job_errno(j, "pthread_create", e), WX_FAILED;
+    /* at the patcher's QoS class (macOS): on equal terms with it */
+    if (wx_thread_create_alike(&x->thread, executing_thread, x, j->why, sizeof j->why) != 0)
+        return WX_FAILED;
     x->running = 1;
     /* The executing thread is calling before the first patch is timed. */
     uint64_t t0 = wx_now_ns();
