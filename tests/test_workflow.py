@@ -1,7 +1,8 @@
 """The hosted CI workflow (.github/workflows/ci.yml) runs on Apple silicon
 (macos-15, macos-26), an Intel Mac (macos-15-intel), Linux x86_64 and Linux
 arm64, and every one of those jobs checks out, installs deps, runs the tests, a
-quick benchmark and the probe, and uploads data/. These
+quick benchmark and the probe, and uploads data/; the macOS jobs also take a
+quick run signed with the hardened runtime (make bench HARDENED=1). These
 tests fail when a job or a step is removed, and when a job asks for a runner
 label GitHub no longer offers (macos-13 was retired in December 2025,
 macos-14 on 2 November 2026).
@@ -220,6 +221,22 @@ def test_native_steps_in_order(workflow):
     assert upload.get("if") == "always()", "data/ must be uploaded even when a step failed"
     probe = steps[order[4]]
     assert "data/" in str(probe.get("run")), "the probe's output should land in data/ for the artifact"
+
+
+def test_macos_jobs_run_the_hardened_bench(workflow):
+    """`make bench QUICK=1 HARDENED=1` on the macOS jobs only (elsewhere it
+    refuses), after the tests and before data/ is uploaded."""
+    _, job, _ = _native_job(workflow)
+    steps = job["steps"]
+    hardened = [i for i, s in enumerate(steps)
+                if any(line.strip().startswith("make bench") and "HARDENED=1" in line.split()
+                       for line in str(s.get("run", "")).splitlines())]
+    assert len(hardened) == 1, "one step runs make bench HARDENED=1"
+    step = steps[hardened[0]]
+    assert "runner.os == 'macOS'" in str(step.get("if", "")), "HARDENED=1 runs on the macOS jobs only"
+    upload = next(i for i, s in enumerate(steps) if str(s.get("uses", "")).startswith("actions/upload-artifact@"))
+    tests = next(i for i, s in enumerate(steps) if "make test" in str(s.get("run", "")))
+    assert tests < hardened[0] < upload, "after make test, before data/ is uploaded"
 
 
 def test_cross_job(workflow):

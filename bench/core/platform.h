@@ -96,7 +96,7 @@ typedef struct wx_signing {
     int translated;            /* an x86_64 process under Rosetta 2 (sysctl.proc_translated) */
     char mode[32];             /* "linker-signed", "ad-hoc", "hardened", "hardened-allowlist", "signed",
                                   "unsigned", "unknown", or "n/a" (not macOS) */
-    char text[320];            /* what was read, in one sentence */
+    char text[400];            /* what was read, in one sentence */
 } wx_signing;
 
 /* This process's signing and the system's code-signing state (cached). */

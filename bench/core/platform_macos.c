@@ -435,10 +435,11 @@ static void signing_init(void)
         snprintf(fl, sizeof fl, "csops(CS_OPS_STATUS): %s", strerror(errno));
     }
     char *xml = NULL;
-    int e = read_entitlements(&xml);
+    int e = read_entitlements(&xml), libs = -1;
     if (e == 0) {
         s->allow_jit = entitled(xml, "com.apple.security.cs.allow-jit");
         s->jit_write_allowlist = entitled(xml, "com.apple.security.cs.jit-write-allowlist");
+        libs = entitled(xml, "com.apple.security.cs.disable-library-validation");
         free(xml);
     } else {
         snprintf(ent, sizeof ent, " (csops(CS_OPS_ENTITLEMENTS_BLOB): %s)", strerror(e));
@@ -468,10 +469,10 @@ static void signing_init(void)
     else
         snprintf(s->mode, sizeof s->mode, (flags & WX_CS_VALID) ? "signed" : "unsigned");
     snprintf(s->text, sizeof s->text,
-             "%s: hardened runtime %s, ad hoc %s; entitlements: allow-jit %s, jit-write-allowlist %s%s; %s: "
-             "code-signing monitor %s, MAP_JIT %s; Lockdown Mode %s; Rosetta 2 %s",
+             "%s: hardened runtime %s, ad hoc %s; entitlements: allow-jit %s, jit-write-allowlist %s, "
+             "disable-library-validation %s%s; %s: code-signing monitor %s, MAP_JIT %s; Lockdown Mode %s; Rosetta 2 %s",
              fl, tri(s->hardened_runtime, "yes", "no"), tri(s->adhoc, "yes", "no"), tri(s->allow_jit, "yes", "no"),
-             tri(s->jit_write_allowlist, "yes", "no"), ent, cfg, tri(s->csm, "on", "off"),
+             tri(s->jit_write_allowlist, "yes", "no"), tri(libs, "yes", "no"), ent, cfg, tri(s->csm, "on", "off"),
              tri(s->map_jit_enabled, "available", "turned off"), tri(s->lockdown, "on", "off"),
              s->translated ? "yes" : "no");
 }
