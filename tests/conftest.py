@@ -129,6 +129,9 @@ def parse_list(stdout):
 
 # The strategies on MAP_JIT memory under Apple's per-thread toggle.
 JIT_TOGGLE_STRATEGIES = ("mapjit", "mapjit_callback")
+# Strategies whose switch is process-wide (neither per thread nor absent):
+# another thread's call while the writer may write would fault.
+PROCESS_WIDE_SWITCH = ("mprotect", "test_hook")
 # What --probe says where the per-thread toggle is not enforced.
 TOGGLE_NOT_ENFORCED = "toggle not enforced on this machine (virtual machine?)"
 
@@ -203,7 +206,11 @@ class Platform:
         if self.toggle_not_enforced and strategy in JIT_TOGGLE_STRATEGIES:
             return {}
         if self.csm:
-            for prop in ("writer_can_execute_while_writable", "other_thread_can_execute_while_writable"):
+            # the writer's call always; another thread's where the switch is process-wide
+            props = ["writer_can_execute_while_writable"]
+            if strategy in PROCESS_WIDE_SWITCH:
+                props.append("other_thread_can_execute_while_writable")
+            for prop in props:
                 if prop in known and known[prop] != "n/a":
                     known[prop] = "n/a"
         return known

@@ -24,10 +24,13 @@
  *
  * An access that may meet an execute fault (a call while the writer holds
  * write access, by the writer or by another thread) is made in a child
- * process forked for it, so that even a SIGKILL is an answer; where the
+ * process forked for it, so that even a SIGKILL is an answer. Where the
  * code-signing monitor is on (bench/core/platform_macos.c: an execute fault
- * it cannot resolve kills the process with SIGKILL) it is not tried, and
- * the answer says so. */
+ * it cannot resolve kills the process with SIGKILL) the writer's call is
+ * not tried, as Apple's own test does, and the answer says so; so is
+ * another thread's call where the switch is process-wide (mprotect), while
+ * where it is per thread or absent that thread's view stays executable by
+ * design and its call is made (in a child process still). */
 #define _GNU_SOURCE 1
 #define _DARWIN_C_SOURCE 1
 #include "audit.h"
@@ -690,8 +693,11 @@ static void in_window(const wx_strategy *s, wx_region *r, helper *h, wx_audit *a
     char not_tried[WX_AUDIT_EVIDENCE_LEN];
     if (!h) {
         set(a, p, -1, "no second thread could be started");
-    } else if (exec_fault_not_tried(not_tried, sizeof not_tried,
-                                    "another thread's call through the exec view while the writer holds write access")) {
+    } else if (!(s->flags & (WX_PER_THREAD | WX_NO_SWITCH)) &&
+               exec_fault_not_tried(not_tried, sizeof not_tried, "another thread's call through the exec view while "
+                                                                 "the writer holds a process-wide write access")) {
+        /* (where the switch is per thread or there is none, the other
+         * thread's view stays executable by design: its call is made) */
         set(a, p, -1, "%s", not_tried);
     } else {
         /* made by a child process forked from the other thread: it runs as that thread would */

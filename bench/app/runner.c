@@ -594,6 +594,10 @@ int wx_run_all(const wx_options *o)
     rs.o = o;
     rs.rng = o->seed;
     wx_machine_describe(&rs.m);
+    /* What the system enforces, found once here (some of it in a child
+     * process), so that every child of the run inherits the answers. */
+    (void)wx_jit_allowlist_enforced(NULL, 0);
+    (void)wx_jit_toggle_enforced(NULL, 0);
     if (o->out) {
         snprintf(rs.dir, sizeof rs.dir, "%s", o->out);
     } else {
