@@ -785,26 +785,40 @@ static void test_fault_catching(void)
 
 /* ------------------------------------------------- the measuring thread */
 
-/* wx_measuring_check over synthetic CPU and wall marks: judged only over
- * loops at least the window long; at least a quarter on a CPU passes. */
+/* wx_measuring_check over synthetic marks: judged only over loops at least
+ * the window long; waiting for a CPU up to three quarters of the loop
+ * passes; the run-queue delay decides where it is counted (sleeping is not
+ * waiting), wall minus CPU time where it is not (-1). */
 static void test_measuring_share(void)
 {
     char why[WX_REASON_LEN] = "";
     const uint64_t ms = 1000000u;
-    CHECK(wx_measuring_check(100 * ms, 100 * ms, 10 * ms, why, sizeof why) == 0, "all of it on a CPU: %s", why);
-    CHECK(wx_measuring_check(101 * ms, 100 * ms, 10 * ms, why, sizeof why) == 0, "clock steps: more CPU than wall");
-    CHECK(wx_measuring_check(25 * ms, 100 * ms, 10 * ms, why, sizeof why) == 0, "exactly a quarter passes: %s", why);
-    CHECK(wx_measuring_check(50 * ms, 100 * ms, 10 * ms, why, sizeof why) == 0, "a shared CPU (half) passes: %s",
+    const int64_t none = -1;
+    /* only wall and CPU time (macOS) */
+    CHECK(wx_measuring_check(100 * ms, none, 100 * ms, 10 * ms, why, sizeof why) == 0, "all of it on a CPU: %s", why);
+    CHECK(wx_measuring_check(101 * ms, none, 100 * ms, 10 * ms, why, sizeof why) == 0, "clock steps: more CPU than "
+                                                                                      "wall");
+    CHECK(wx_measuring_check(25 * ms, none, 100 * ms, 10 * ms, why, sizeof why) == 0, "a quarter on a CPU passes: %s",
           why);
+    CHECK(wx_measuring_check(50 * ms, none, 100 * ms, 10 * ms, why, sizeof why) == 0, "a shared CPU (half) passes");
     why[0] = 0;
-    CHECK(wx_measuring_check(20 * ms, 100 * ms, 10 * ms, why, sizeof why) == -1, "a fifth is starved");
-    CHECK(strstr(why, "the measuring thread was on a CPU for only 20% of the timed loop (20.000 of 100.000 ms; at "
-                      "least 25% is needed): starved") != NULL, "reason: %s", why);
-    CHECK(wx_measuring_check(0, 100 * ms, 10 * ms, why, sizeof why) == -1, "never on a CPU is starved");
-    CHECK(wx_measuring_check(1 * ms, 5 * ms, 10 * ms, why, sizeof why) == 0, "a loop shorter than the window is "
-                                                                             "not judged");
-    CHECK(wx_measuring_check(0, 0, 0, why, sizeof why) == 0, "an empty loop is not judged");
-    /* the real clock: a spinning thread spends its wall time on a CPU */
+    CHECK(wx_measuring_check(20 * ms, none, 100 * ms, 10 * ms, why, sizeof why) == -1, "a fifth is starved");
+    CHECK(strcmp(why, "the measuring thread was starved: it waited for a CPU for 80% of the timed loop (80.000 of "
+                      "100.000 ms, not on a CPU; at most 75% is allowed), so ns_per_op would measure the waiting") == 0,
+          "reason: %s", why);
+    CHECK(wx_measuring_check(0, none, 100 * ms, 10 * ms, why, sizeof why) == -1, "never on a CPU is starved");
+    CHECK(wx_measuring_check(1 * ms, none, 5 * ms, 10 * ms, why, sizeof why) == 0, "a loop shorter than the window "
+                                                                                  "is not judged");
+    CHECK(wx_measuring_check(0, none, 0, 0, why, sizeof why) == 0, "an empty loop is not judged");
+    /* with the run-queue delay (Linux) */
+    CHECK(wx_measuring_check(2 * ms, 10 * ms, 100 * ms, 10 * ms, why, sizeof why) == 0,
+          "asleep most of the loop (a lock), hardly waiting for a CPU: not starved: %s", why);
+    CHECK(wx_measuring_check(40 * ms, 60 * ms, 100 * ms, 10 * ms, why, sizeof why) == 0, "60%% waiting passes");
+    why[0] = 0;
+    CHECK(wx_measuring_check(10 * ms, 90 * ms, 100 * ms, 10 * ms, why, sizeof why) == -1, "90%% waiting is starved");
+    CHECK(strstr(why, "waited for a CPU for 90% of the timed loop (90.000 of 100.000 ms, runnable but not running; "
+                      "at most 75% is allowed)") != NULL, "reason: %s", why);
+    /* the real clocks: a spinning thread spends its wall time on a CPU */
     uint64_t c0 = wx_thread_cpu_ns(), w0 = wx_now_ns();
     while (wx_now_ns() - w0 < 20 * ms)
         ;
@@ -812,6 +826,11 @@ static void test_measuring_share(void)
     CHECK(c1 > c0, "the thread's CPU clock moves");
     CHECK(c1 - c0 <= (w1 - w0) + 2 * ms, "CPU %llu ns over %llu ns of wall time", (unsigned long long)(c1 - c0),
           (unsigned long long)(w1 - w0));
+#if defined(__linux__)
+    CHECK(wx_thread_wait_ns() >= 0, "Linux counts the run-queue delay (/proc/thread-self/schedstat)");
+#elif defined(__APPLE__)
+    CHECK(wx_thread_wait_ns() == -1, "macOS counts no run-queue delay");
+#endif
 }
 
 /* ----------------------------------------------------------- code signing */
@@ -1123,7 +1142,8 @@ static const test tests[] = {
     {"core classes: any, or P and E; requests accepted", test_core_classes, NULL},
     {"faults: SIGSEGV/SIGBUS caught and reported", test_fault_catching, NULL},
     {"faults in a child process: return, caught fault, SIGKILL and hang are answers", test_fault_in_child, NULL},
-    {"measuring thread: starved below a quarter of the loop on a CPU (synthetic marks)", test_measuring_share, NULL},
+    {"measuring thread: starved when it waits for a CPU over three quarters of the loop (synthetic marks)",
+     test_measuring_share, NULL},
     {"MAP_JIT failure text: by errno and situation (Lockdown, monitor, hardened runtime)", test_map_jit_failure_text,
      NULL},
     {"code signing and JIT enforcement: described, consistent", test_signing, NULL},

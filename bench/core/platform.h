@@ -117,6 +117,12 @@ int wx_jit_allowlist_enforced(char *why, size_t len);
  * in a child process. */
 int wx_jit_toggle_enforced(char *why, size_t len);
 
+/* Nanoseconds the calling thread has spent runnable but waiting for a CPU,
+ * where the OS counts that (Linux: run_delay, the second field of
+ * /proc/thread-self/schedstat); -1 where it does not (macOS): there wall
+ * time minus the thread's CPU time stands for it. */
+int64_t wx_thread_wait_ns(void);
+
 /* Monotonic wall clock in nanoseconds. */
 uint64_t wx_now_ns(void);
 

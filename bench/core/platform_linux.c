@@ -358,6 +358,16 @@ void wx_jit_thread_reset(void)
      * their strategy's end_write). */
 }
 
+int64_t wx_thread_wait_ns(void)
+{
+    FILE *f = fopen("/proc/thread-self/schedstat", "r");
+    unsigned long long run = 0, wait = 0;
+    int n = f ? fscanf(f, "%llu %llu", &run, &wait) : 0;
+    if (f)
+        fclose(f);
+    return n == 2 ? (int64_t)wait : -1;
+}
+
 /* Code signing is a macOS matter: nothing applies here. */
 void wx_signing_describe(wx_signing *s)
 {

@@ -636,6 +636,11 @@ int wx_jit_toggle_enforced(char *why, size_t len)
     return toggle_state;
 }
 
+int64_t wx_thread_wait_ns(void)
+{
+    return -1; /* macOS counts no run-queue delay per thread: wall minus CPU time stands for it */
+}
+
 /* Where the allow-list is enforced, libpthread aborts the process on any
  * pthread_jit_write_protect_np call; threads are write-protected outside
  * write callbacks there anyway, so there is nothing to reset. */

@@ -143,17 +143,20 @@ int wx_thread_create_alike(pthread_t *t, void *(*fn)(void *), void *arg, char *w
 #endif
 }
 
-int wx_measuring_check(uint64_t cpu_ns, uint64_t wall_ns, uint64_t min_window_ns, char *why, size_t len)
+int wx_measuring_check(uint64_t cpu_ns, int64_t wait_ns, uint64_t wall_ns, uint64_t min_window_ns, char *why,
+                       size_t len)
 {
     if (wall_ns == 0 || wall_ns < min_window_ns)
         return 0; /* an estimating run: not reported, too short to judge */
-    double share = (double)cpu_ns / (double)wall_ns;
-    if (share >= WX_MEASURING_MIN_RUNNING)
+    const uint64_t waited = wait_ns >= 0 ? (uint64_t)wait_ns : cpu_ns < wall_ns ? wall_ns - cpu_ns : 0;
+    const double share = (double)waited / (double)wall_ns;
+    if (share <= WX_MEASURING_MAX_WAITING)
         return 0;
     snprintf(why, len,
-             "the measuring thread was on a CPU for only %.0f%% of the timed loop (%.3f of %.3f ms; at least %.0f%% "
-             "is needed): starved, it waited for a CPU most of the time, so ns_per_op would measure the waiting",
-             100 * share, (double)cpu_ns / 1e6, (double)wall_ns / 1e6, 100 * WX_MEASURING_MIN_RUNNING);
+             "the measuring thread was starved: it waited for a CPU for %.0f%% of the timed loop (%.3f of %.3f ms, "
+             "%s; at most %.0f%% is allowed), so ns_per_op would measure the waiting",
+             100 * (share > 1 ? 1 : share), (double)waited / 1e6, (double)wall_ns / 1e6,
+             wait_ns >= 0 ? "runnable but not running" : "not on a CPU", 100 * WX_MEASURING_MAX_WAITING);
     return -1;
 }
 

@@ -53,24 +53,29 @@ int wx_thread_create_alike(pthread_t *t, void *(*fn)(void *), void *arg, char *w
 /* CPU time of the calling thread, ns (0 where it cannot be read). */
 uint64_t wx_thread_cpu_ns(void);
 
-/* The least share of a timed loop's wall time the measuring thread of a
- * case with victims must spend on a CPU (its own CPU time over the loop's
- * wall time; system calls count, the kernel runs them on its time) for the
- * row to be a measurement of the op beside its victims: below a quarter it
- * mostly waited for a CPU - starved, e.g. by victims that outranked it on
- * Apple's E-cores - and ns_per_op would be more than four times what the op
- * took while it ran. The same bar as the victims' own
- * (WX_VICTIM_MIN_RUNNING), for the same reason: a row is failed where the
- * threads it is about were mostly absent, not where they merely shared a
- * CPU (a machine busy with other work still gives a pinned thread a half
- * or a third of its CPU; the spread over repetitions shows that). */
-#define WX_MEASURING_MIN_RUNNING 0.25
+/* The most a measuring thread of a case with victims may wait for a CPU -
+ * runnable but not running - over its timed loop for the row to be a
+ * measurement of the op beside its victims: three quarters of the loop's
+ * wall time. Beyond that it was starved (e.g. by victims that outranked it
+ * on Apple's E-cores) and ns_per_op would be more than four times what the
+ * op took while it ran. The same bar as the victims' own
+ * (WX_VICTIM_MIN_RUNNING: at least a quarter on their CPU), for the same
+ * reason: a row is failed where the threads it is about were mostly absent,
+ * not where they merely shared a CPU (a machine busy with other work still
+ * gives a pinned thread a half or a third of its CPU). Time the thread
+ * spent asleep (a lock another process holds, e.g. membarrier's) is not
+ * waiting for a CPU: where the OS counts run-queue delay (Linux) only that
+ * is used; elsewhere wall minus CPU time stands for it. */
+#define WX_MEASURING_MAX_WAITING 0.75
 
-/* 0 when a thread that spent cpu_ns of CPU time over a timed loop of
- * wall_ns was on a CPU for at least WX_MEASURING_MIN_RUNNING of it, or the
- * loop was shorter than min_window_ns (a Google Benchmark estimating run:
- * not reported, too short to judge); else -1 with why[] saying how much. */
-int wx_measuring_check(uint64_t cpu_ns, uint64_t wall_ns, uint64_t min_window_ns, char *why, size_t len);
+/* 0 when a thread whose timed loop lasted wall_ns, of which it spent cpu_ns
+ * on a CPU and wait_ns runnable but waiting for one (-1: not counted here;
+ * then wall_ns - cpu_ns), waited at most WX_MEASURING_MAX_WAITING of it, or
+ * the loop was shorter than min_window_ns (a Google Benchmark estimating
+ * run: not reported, too short to judge); else -1 with why[] saying how
+ * long. */
+int wx_measuring_check(uint64_t cpu_ns, int64_t wait_ns, uint64_t wall_ns, uint64_t min_window_ns, char *why,
+                       size_t len);
 
 /* ---------------------------------------------------------------------------
  * Victims: spinning threads or processes beside the measuring thread
