@@ -274,28 +274,28 @@ static void jit_register(const wx_run *run)
     /* A strategy whose switch is process-wide leaves the code unexecutable
      * for the executing thread while the patcher writes: its calls then
      * fault, and are counted. Where the code-signing monitor is on such a
-     * fault kills the whole process (SIGKILL) instead. */
+     * fault would kill the whole process (SIGKILL) instead. */
     char csm[WX_REASON_LEN];
-    if (!(run->strategy->flags & (WX_PER_THREAD | WX_NO_SWITCH)) && wx_code_signing_monitor(csm, sizeof csm) == 1) {
-        (void)csm;
-        snprintf(why, sizeof why, "not measured, because the code-signing monitor is on (security.codesigning.config): "
-                 "the executing thread's calls while the patcher holds this strategy's pages writable would meet an "
-                 "execute fault, which would kill the process with SIGKILL");
-        x.variant = "cross_thread";
-        wx_add_unsupported(&x, why);
-        x.variant = "cross_thread_nosync";
-        wx_add_unsupported(&x, why);
-        return;
-    }
+    const int killed_by_faults =
+        !(run->strategy->flags & (WX_PER_THREAD | WX_NO_SWITCH)) && wx_code_signing_monitor(csm, sizeof csm) == 1;
+    const char *const not_under_csm =
+        "not measured, because the code-signing monitor is on (security.codesigning.config): the executing "
+        "thread's calls while the patcher holds this strategy's pages writable would meet an execute fault, "
+        "which would kill the process with SIGKILL";
     x.variant = "cross_thread";
     x.param = 1;
-    if (jit_membarrier_setup(why, sizeof why))
-        wx_add(&x, &jit_cross_kernel);
-    else
+    if (!jit_membarrier_setup(why, sizeof why))
         wx_add_unsupported(&x, why);
+    else if (killed_by_faults)
+        wx_add_unsupported(&x, not_under_csm);
+    else
+        wx_add(&x, &jit_cross_kernel);
     x.variant = "cross_thread_nosync";
     x.param = 0;
-    wx_add(&x, &jit_cross_kernel);
+    if (killed_by_faults)
+        wx_add_unsupported(&x, not_under_csm);
+    else
+        wx_add(&x, &jit_cross_kernel);
 }
 
 static const char *const jit_variants[] = {"compile", "compile_baseline", "ic_patch", "ic_patch_baseline",

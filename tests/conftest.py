@@ -139,6 +139,18 @@ TOGGLE_NOT_ENFORCED = "toggle not enforced on this machine (virtual machine?)"
 PROBE_SYSTEM = ("signing", "code-signing monitor", "JIT write protection", "JIT write allow-list")
 
 
+def ok_reason(r):
+    """What an `ok` row may say in reason: nothing, or a note - a P/E row
+    that its thread left its core class, a MAP_JIT row that the per-thread
+    toggle is not enforced on this machine (then it is no Mac result)."""
+    if r["reason"] == "":
+        return True
+    if not r["reason"].startswith("note: "):
+        return False
+    return r["core_class"] in ("P", "E") or (r["strategy"] in JIT_TOGGLE_STRATEGIES
+                                             and TOGGLE_NOT_ENFORCED in r["reason"])
+
+
 def parse_probe(stdout):
     """(system, strategies) from `wxbench --probe`: system maps the lines
     about the machine (PROBE_SYSTEM) to their text; strategies maps each
