@@ -807,6 +807,10 @@ static void test_measuring_share(void)
                       "100.000 ms, not on a CPU; at most 75% is allowed), so ns_per_op would measure the waiting") == 0,
           "reason: %s", why);
     CHECK(wx_measuring_check(0, none, 100 * ms, 10 * ms, why, sizeof why) == -1, "never on a CPU is starved");
+    CHECK(wx_measuring_check(0, 7530 * ms / 100, 100 * ms, 10 * ms, why, sizeof why) == -1 &&
+              strstr(why, "for 76% of the timed loop"), "just over the limit is shown over it: %s", why);
+    CHECK(wx_measuring_check(0, 150 * ms, 100 * ms, 10 * ms, why, sizeof why) == -1 &&
+              strstr(why, "for 100% of the timed loop (150.000 of 100.000 ms"), "at most 100%%: %s", why);
     CHECK(wx_measuring_check(1 * ms, none, 5 * ms, 10 * ms, why, sizeof why) == 0, "a loop shorter than the window "
                                                                                   "is not judged");
     CHECK(wx_measuring_check(0, none, 0, 0, why, sizeof why) == 0, "an empty loop is not judged");

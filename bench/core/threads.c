@@ -152,10 +152,12 @@ int wx_measuring_check(uint64_t cpu_ns, int64_t wait_ns, uint64_t wall_ns, uint6
     const double share = (double)waited / (double)wall_ns;
     if (share <= WX_MEASURING_MAX_WAITING)
         return 0;
+    /* the share rounded up (so never shown as the limit itself), at most 100 */
+    const uint64_t shown = waited >= wall_ns ? 100 : (waited * 100 + wall_ns - 1) / wall_ns;
     snprintf(why, len,
-             "the measuring thread was starved: it waited for a CPU for %.0f%% of the timed loop (%.3f of %.3f ms, "
+             "the measuring thread was starved: it waited for a CPU for %llu%% of the timed loop (%.3f of %.3f ms, "
              "%s; at most %.0f%% is allowed), so ns_per_op would measure the waiting",
-             100 * (share > 1 ? 1 : share), (double)waited / 1e6, (double)wall_ns / 1e6,
+             (unsigned long long)shown, (double)waited / 1e6, (double)wall_ns / 1e6,
              wait_ns >= 0 ? "runnable but not running" : "not on a CPU", 100 * WX_MEASURING_MAX_WAITING);
     return -1;
 }
