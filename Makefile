@@ -2,6 +2,8 @@
 #
 #   make bench            run the whole suite into data/<machine>/<UTC time>/, then plots and report
 #   make bench QUICK=1    fast smoke run;  SCENARIO=a,b  STRATEGY=x,y  narrow it;  ARGS=... more flags
+#   make bench HARDENED=1 macOS: the suite signed ad hoc with the hardened runtime (allow-jit), then the MAP_JIT
+#                         strategies signed with jit-write-allowlist too (tools/hardened.sh); refused elsewhere
 #   make test             build and run every test; ends with "N passed, N failed"
 #   make deps             check (and install, or say how to install) what the build needs
 #   make test-cross       aarch64 Linux under qemu, macOS compile-and-link checks with zig
@@ -66,6 +68,10 @@ STRATEGY ?=
 ARGS ?=
 BENCH_FLAGS := $(if $(filter-out 0,$(QUICK)),--quick) $(if $(SCENARIO),--scenario $(SCENARIO)) \
                $(if $(STRATEGY),--strategy $(STRATEGY)) $(ARGS)
+HARDENED ?=
+# The second signing of HARDENED=1 (jit-write-allowlist) measures the MAP_JIT strategies only.
+ALLOWLIST_FLAGS := $(if $(filter-out 0,$(QUICK)),--quick) $(if $(SCENARIO),--scenario $(SCENARIO)) \
+                   --strategy mapjit,mapjit_callback $(ARGS)
 
 .PHONY: all bench test deps deps-build deps-test deps-bench clean warnings sanitize unit aa mutate
 .DEFAULT_GOAL := all
@@ -143,9 +149,19 @@ deps-test:
 	@tools/deps.sh test
 
 # ---------------------------------------------------------------------------
+# HARDENED=1 is checked first: refused (exit 2) before anything is installed, built or measured where it
+# cannot be done (not macOS, no codesign).
+ifneq ($(filter-out 0,$(HARDENED)),)
+bench:
+	@tools/hardened.sh check
+	@$(MAKE) --no-print-directory deps-bench
+	@$(MAKE) --no-print-directory all
+	@MAKE="$(MAKE)" tools/hardened.sh bench $(B) "$(BENCH_FLAGS)" "$(ALLOWLIST_FLAGS)"
+else
 bench: deps-bench
 	@$(MAKE) --no-print-directory all
 	@MAKE="$(MAKE)" tools/bench.sh $(B)/wxbench $(BENCH_FLAGS)
+endif
 
 # What `make bench` does with a finished run: figures, report, terminal chart.
 .PHONY: after-bench

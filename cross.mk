@@ -16,16 +16,25 @@
 #                  linked as a dylib per target and checked for its
 #                  __interpose section. A Mach-O cannot run here: this proves
 #                  that the macOS code compiles and links, nothing more.
+#   Google Benchmark  with GBENCH_NEW_INCLUDE=dir (a dir holding benchmark/
+#                  benchmark.h of a newer Google Benchmark than the system's,
+#                  e.g. `git clone --depth 1 https://github.com/google/benchmark
+#                  /tmp/gbnew` then GBENCH_NEW_INCLUDE=/tmp/gbnew/include; never
+#                  inside the repository), gbench_shim.cc is also compiled
+#                  against those headers with g++, clang++ (where installed) and
+#                  zig c++ for aarch64-macos.12.0, -Werror (`make gbench-new-check`
+#                  alone does only that).
 #
 # Warnings are errors everywhere. tools/install_cross.sh installs the tools
 # (apt: gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user; npm: zig 0.11.0).
 
-.PHONY: test-cross cross-tools cross-build cross-linux-aarch64 cross-macos cross-macos-interposer
+.PHONY: test-cross cross-tools cross-build cross-linux-aarch64 cross-macos cross-macos-interposer gbench-new-check
 
 CROSS := $(B)/cross
 CROSS_CC ?= aarch64-linux-gnu-gcc
 QEMU_AARCH64 ?= qemu-aarch64
 GBENCH_INCLUDE ?= /usr/include/benchmark
+GBENCH_NEW_INCLUDE ?=
 CROSS_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CROSS_FLAGS := -std=c11 -O2 -Wall -Wextra -Werror -pthread -DWX_VERSION='"$(WX_VERSION)"'
 
@@ -46,6 +55,8 @@ test-cross:
 	@tools/install_cross.sh
 	@$(MAKE) --no-print-directory -j$(CROSS_JOBS) cross-build ZIG="$$(tools/find_zig.sh)"
 	@$(MAKE) --no-print-directory cross-linux-aarch64
+	@if [ -n "$(GBENCH_NEW_INCLUDE)" ]; then $(MAKE) --no-print-directory gbench-new-check; \
+	 else echo "test-cross: GBENCH_NEW_INCLUDE not set: the shim was not compiled against a newer Google Benchmark"; fi
 	@echo "test-cross: aarch64 Linux unit tests passed under qemu; macOS ($(CROSS_MAC_TARGETS)) compiled and linked; the trace interposer built for aarch64 Linux and linked as a macOS dylib"
 
 cross-build: $(CROSS)/aarch64-linux/unit_tests $(CROSS_APP:%.c=$(CROSS)/aarch64-linux/%.o) cross-macos \
@@ -117,6 +128,30 @@ $(CROSS)/aarch64-macos.12.0/bench/gbench_shim.o: bench/gbench_shim.cc bench/gben
 	@mkdir -p $(dir $@)
 	$(ZIG) c++ -target aarch64-macos.12.0 -std=c++17 -O2 -Wall -Wextra -Werror -I$(CROSS)/gbench-include \
 	  -DWX_GBENCH_VERSION='"$(GBENCH_VERSION)"' -c $< -o $@
+
+# The shim against a newer Google Benchmark's headers (GBENCH_NEW_INCLUDE):
+# current releases rename benchmark::internal::Benchmark and deprecate the old
+# name, so the shim must build warning-free with both. A copy of only their
+# benchmark/ directory is used, so nothing else of that tree is on the path.
+GBN := $(CROSS)/gbench-new
+gbench-new-check:
+	@test -n "$(GBENCH_NEW_INCLUDE)" || { echo "gbench-new-check: set GBENCH_NEW_INCLUDE=dir/with/benchmark/benchmark.h" \
+	  "(e.g. git clone --depth 1 https://github.com/google/benchmark /tmp/gbnew; GBENCH_NEW_INCLUDE=/tmp/gbnew/include)"; exit 1; }
+	@test -f "$(GBENCH_NEW_INCLUDE)/benchmark/benchmark.h" || { echo "gbench-new-check: no" \
+	  "$(GBENCH_NEW_INCLUDE)/benchmark/benchmark.h"; exit 1; }
+	@rm -rf $(GBN) && mkdir -p $(GBN)/include && cp -R "$(GBENCH_NEW_INCLUDE)/benchmark" $(GBN)/include/benchmark
+	g++ -std=c++17 -O2 -Wall -Wextra -Werror -I$(GBN)/include -DWX_GBENCH_VERSION='"new"' -c bench/gbench_shim.cc \
+	  -o $(GBN)/shim-g++.o
+	@if command -v clang++ >/dev/null 2>&1; then \
+	  echo "clang++ -std=c++17 -O2 -Wall -Wextra -Werror -I$(GBN)/include -c bench/gbench_shim.cc"; \
+	  clang++ -std=c++17 -O2 -Wall -Wextra -Werror -I$(GBN)/include -DWX_GBENCH_VERSION='"new"' \
+	    -c bench/gbench_shim.cc -o $(GBN)/shim-clang++.o; \
+	 else echo "gbench-new-check: no clang++ here; g++ and zig only"; fi
+	@z="$(ZIG)"; [ -n "$$z" ] || z=$$(tools/find_zig.sh) || { echo "gbench-new-check: no zig (run tools/install_cross.sh)"; \
+	  exit 1; }; echo "zig c++ -target aarch64-macos.12.0 -std=c++17 -O2 -Wall -Wextra -Werror -I$(GBN)/include -c bench/gbench_shim.cc"; \
+	  "$$z" c++ -target aarch64-macos.12.0 -std=c++17 -O2 -Wall -Wextra -Werror -I$(GBN)/include \
+	    -DWX_GBENCH_VERSION='"new"' -c bench/gbench_shim.cc -o $(GBN)/shim-aarch64-macos.12.0.o
+	@echo "gbench-new-check: gbench_shim.cc compiles with -Werror against $(GBENCH_NEW_INCLUDE)"
 
 # (the .d files under $(CROSS) are included by the Makefile's own -include of $(B))
 

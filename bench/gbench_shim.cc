@@ -100,7 +100,12 @@ class CaptureReporter : public benchmark::BenchmarkReporter {
     BenchmarkReporter *inner_;
 };
 
-benchmark::internal::Benchmark *apply(benchmark::internal::Benchmark *b, const wxgb_options *o) {
+// B is what RegisterBenchmark returns: benchmark::internal::Benchmark in
+// Google Benchmark 1.7 (Debian's), benchmark::Benchmark in current releases,
+// which deprecate the internal name (1.9.5 on). Naming either type breaks
+// the build (-Werror) with one of them, so the call's argument names it.
+template <class B>
+B *apply(B *b, const wxgb_options *o) {
     if (o->manual_time)
         b->UseManualTime();  // excludes UseRealTime: Google Benchmark refuses both
     else

@@ -139,6 +139,10 @@ static int cross_setup(wx_job *j)
 {
     cross *x = j->state;
     j->step = JIT_OPS_PER_STEP;
+    /* A process-wide switch takes the mm's lock for writing while the
+     * executing thread keeps faulting on the pages (each fault takes it for
+     * reading): the patcher sleeps on that lock by design. */
+    j->sleeps = !(j->s->flags & (WX_PER_THREAD | WX_NO_SWITCH));
     if (wx_region_prepare(j->s, &x->r, (size_t)j->c->size_bytes, 7u, j->why, sizeof j->why) != 0)
         return WX_FAILED;
     x->mapped = 1;

@@ -271,15 +271,31 @@ static void jit_register(const wx_run *run)
         wx_add_unsupported(&x, why);
         return;
     }
+    /* A strategy whose switch is process-wide leaves the code unexecutable
+     * for the executing thread while the patcher writes: its calls then
+     * fault, and are counted. Where the code-signing monitor is on such a
+     * fault would kill the whole process (SIGKILL) instead. */
+    char csm[WX_REASON_LEN];
+    const int killed_by_faults =
+        !(run->strategy->flags & (WX_PER_THREAD | WX_NO_SWITCH)) && wx_code_signing_monitor(csm, sizeof csm) == 1;
+    const char *const not_under_csm =
+        "not measured, because the code-signing monitor is on (security.codesigning.config): the executing "
+        "thread's calls while the patcher holds this strategy's pages writable would meet an execute fault, "
+        "which would kill the process with SIGKILL";
     x.variant = "cross_thread";
     x.param = 1;
-    if (jit_membarrier_setup(why, sizeof why))
-        wx_add(&x, &jit_cross_kernel);
-    else
+    if (!jit_membarrier_setup(why, sizeof why))
         wx_add_unsupported(&x, why);
+    else if (killed_by_faults)
+        wx_add_unsupported(&x, not_under_csm);
+    else
+        wx_add(&x, &jit_cross_kernel);
     x.variant = "cross_thread_nosync";
     x.param = 0;
-    wx_add(&x, &jit_cross_kernel);
+    if (killed_by_faults)
+        wx_add_unsupported(&x, not_under_csm);
+    else
+        wx_add(&x, &jit_cross_kernel);
 }
 
 static const char *const jit_variants[] = {"compile", "compile_baseline", "ic_patch", "ic_patch_baseline",

@@ -122,7 +122,7 @@ static void audit_register(const wx_run *run)
         wx_add(&c, &k_audit_failed);
     } else if (a->result[WX_AUDIT_WRITABLE_AT_REST] == 1) {
         char reason[WX_REASON_LEN * 2];
-        snprintf(reason, sizeof reason, "always writable (permanent): %s; no window to measure",
+        snprintf(reason, sizeof reason, "always writable (permanent): %.400s; no window to measure",
                  a->evidence[WX_AUDIT_WRITABLE_AT_REST]);
         wx_add_unsupported(&c, reason);
     } else if (run->strategy->write_code) {

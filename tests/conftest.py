@@ -9,7 +9,11 @@ machine the tests were written on. Each platform keeps fixed anchors (below,
 from docs/platforms.md and shared/reference/platforms.md) so that a strategy
 that stops running where it must run, or runs where it cannot, still fails;
 `wxbench --list` decides only where the facts leave it open (dualmap on
-macOS, pkey), and then its reason is checked against the rows.
+macOS, pkey), and then its reason is checked against the rows. On Apple
+silicon `wxbench --probe` decides what the MAP_JIT strategies must do: whether
+they run (a hosted runner is a virtual machine, and a hardened or allow-listed
+signing refuses them), whether the per-thread toggle is enforced there, and
+whether the code-signing monitor forbids provoking execute faults.
 
 The scenarios and strategies the tests iterate come from the tables
 (scenarios/scenarios.def, bench/strategies/strategies.def) as the built
@@ -206,15 +210,61 @@ def flag(strategy, name):
     return bool(STRATEGY_FLAGS.get(strategy, {}).get(name))
 
 
+# The strategies on MAP_JIT memory under Apple's per-thread toggle.
+JIT_TOGGLE_STRATEGIES = ("mapjit", "mapjit_callback")
+# Strategies whose switch is process-wide (neither per thread nor absent):
+# another thread's call while the writer may write would fault.
+PROCESS_WIDE_SWITCH = tuple(n for n, t in STRATEGY_FLAGS.items()
+                            if not (t.get("per_thread") or t.get("no_switch") or t.get("always_rwx")))
+# What --probe says where the per-thread toggle is not enforced.
+TOGGLE_NOT_ENFORCED = "toggle not enforced on this machine (virtual machine?)"
+
+
+PROBE_SYSTEM = ("signing", "code-signing monitor", "JIT write protection", "JIT write allow-list")
+
+
+def ok_reason(r):
+    """What an `ok` row may say in reason: nothing, or a note - a P/E row
+    that its thread left its core class, a MAP_JIT row that the per-thread
+    toggle is not enforced on this machine (then it is no Mac result)."""
+    if r["reason"] == "":
+        return True
+    if not r["reason"].startswith("note: "):
+        return False
+    return r["core_class"] in ("P", "E") or (r["strategy"] in JIT_TOGGLE_STRATEGIES
+                                             and TOGGLE_NOT_ENFORCED in r["reason"])
+
+
+def parse_probe(stdout):
+    """(system, strategies) from `wxbench --probe`: system maps the lines
+    about the machine (PROBE_SYSTEM) to their text; strategies maps each
+    strategy to (its line, the indented lines under it)."""
+    system, strategies, current = {}, {}, None
+    for line in stdout.splitlines()[1:]:
+        if not line.strip():
+            continue
+        if line.startswith(" "):
+            if current:
+                strategies[current][1].append(line.strip())
+            continue
+        key = next((k for k in PROBE_SYSTEM if line.startswith(k + ":")), None)
+        if key:
+            system[key] = line[len(key) + 1:].strip()
+            continue
+        current = line.split()[0]
+        strategies[current] = (line, [])
+    return system, strategies
+
+
 # ---------------------------------------------------------------------------
 # What this platform is and what must (not) run here
 
 
 class Platform:
     """This machine as wxbench describes it (meta.json of a small run, the
-    user build's --list) plus the fixed facts per platform."""
+    user build's --list and --probe) plus the fixed facts per platform."""
 
-    def __init__(self, meta, listing):
+    def __init__(self, meta, listing, probe=""):
         self.meta = meta
         self.os = meta["os"].split()[0]              # "Linux" or "macOS"
         self.arch = meta["arch"]                     # "x86_64" or "arm64"
@@ -223,6 +273,47 @@ class Platform:
         self.linux = self.os == "Linux"
         self.macos = self.os == "macOS"
         self.apple_silicon = self.macos and self.arch == "arm64"
+        self.probe_system, self.probe = parse_probe(probe)
+        # the code-signing monitor is on: execute faults are not provoked (they would be a SIGKILL)
+        self.csm = self.probe_system.get("code-signing monitor", "").startswith("on")
+        # the per-thread JIT toggle is not enforced (writes succeed while write-protected)
+        self.toggle_not_enforced = TOGGLE_NOT_ENFORCED in self.probe_system.get("JIT write protection", "")
+
+    def probe_runs(self, strategy):
+        """Whether --probe found the strategy mapping memory here."""
+        line = self.probe.get(strategy, ("", []))[0]
+        return "maps=yes" in line
+
+    def probe_expect(self, strategy, words):
+        """The words a strategy's --probe line must hold here: the fixed ones
+        (words), less what this machine cannot show. With the code-signing
+        monitor on, exec-while-writable is not tried; where the JIT toggle is
+        not enforced, nothing faults for the MAP_JIT strategies."""
+        words = list(words)
+        if self.csm:
+            words = [("exec-faults-when-writable=not tried (code-signing monitor on)"
+                      if w.startswith("exec-faults-when-writable=yes") else w) for w in words]
+        if self.toggle_not_enforced and strategy in JIT_TOGGLE_STRATEGIES:
+            words = [w for w in words if "faults" not in w]
+        return words
+
+    def audit_expect(self, strategy, known):
+        """The audit answers a strategy must give here: the known ones, less
+        what this machine cannot decide (n/a where the code-signing monitor
+        forbids provoking an execute fault; nothing fixed for a MAP_JIT
+        strategy whose toggle is not enforced)."""
+        known = dict(known)
+        if self.toggle_not_enforced and strategy in JIT_TOGGLE_STRATEGIES:
+            return {}
+        if self.csm:
+            # the writer's call always; another thread's where the switch is process-wide
+            props = ["writer_can_execute_while_writable"]
+            if strategy in PROCESS_WIDE_SWITCH:
+                props.append("other_thread_can_execute_while_writable")
+            for prop in props:
+                if prop in known and known[prop] != "n/a":
+                    known[prop] = "n/a"
+        return known
 
     def __repr__(self):
         return f"<{self.os} {self.arch}, core classes {self.classes}>"
@@ -250,7 +341,8 @@ class Platform:
         if self.linux:
             return {"rwx", "mprotect", "dualmap"}
         if self.apple_silicon:
-            return {"mprotect", "mapjit", "mapjit_callback"}
+            # the MAP_JIT strategies where --probe finds them mapping memory
+            return {"mprotect"} | {s for s in JIT_TOGGLE_STRATEGIES if self.probe_runs(s)}
         if self.macos:
             return {"rwx", "mprotect"}
         return {"mprotect"}
@@ -297,7 +389,9 @@ def platform(wxbench, tmp_path_factory):
     assert run.rc == 0, run.stderr
     listing = subprocess.run([str(wxbench), "--list"], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert listing.returncode == 0, listing.stderr
-    return Platform(run.meta, parse_list(listing.stdout))
+    probe = subprocess.run([str(wxbench), "--probe"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert probe.returncode == 0, probe.stdout + probe.stderr
+    return Platform(run.meta, parse_list(listing.stdout), probe.stdout)
 
 
 def host_os_arch():
@@ -420,11 +514,25 @@ def run_retrying_busy(binary, out, *args, **kw):
     return run
 
 
+# The reason wx_measuring_check (bench/core/threads.c) gives a single-thread
+# row with victims whose measuring thread waited for a CPU over three
+# quarters of its timed loop (harness.c): starved, here by other programs on
+# a busy machine (several wxbench runs at once pin their measuring threads to
+# the same CPU).
+MEASURING_STARVED = re.compile(r"the measuring thread was starved: it waited for a CPU for \d+% of the timed loop "
+                               r"\(\d+\.\d{3} of \d+\.\d{3} ms, (runnable but not running|not on a CPU); at most "
+                               r"75% is allowed\), so ns_per_op would measure the waiting")
+
+
 def victim_lost(r):
-    """A row `failed` only because a victim lost its CPU to other programs
-    during the timed loop (a busy machine, not wrong code)."""
-    return (r["status"] == "failed" and r["variant"] in VICTIM_CASES.get(r["scenario"], ())
-            and int(r["victims"]) > 0 and r["ns_per_op"] == "" and VICTIM_LOST.fullmatch(r["reason"]) is not None)
+    """A row `failed` only because a victim, or the measuring thread itself,
+    lost its CPU to other programs during the timed loop (a busy machine,
+    not wrong code)."""
+    if r["status"] != "failed" or r["ns_per_op"] != "" or int(r["victims"]) == 0:
+        return False
+    if MEASURING_STARVED.fullmatch(r["reason"]) is not None:
+        return r.get("threads", "1") == "1"
+    return r["variant"] in VICTIM_CASES.get(r["scenario"], ()) and VICTIM_LOST.fullmatch(r["reason"]) is not None
 
 
 def assert_exit_code(run):

@@ -1,8 +1,11 @@
 """The hosted CI workflow (.github/workflows/ci.yml) runs on Apple silicon
-(macos-14, macos-15), an Intel Mac (macos-13), Linux x86_64 and Linux arm64,
-and every one of those jobs checks out, installs deps, runs the tests, a quick
-benchmark and the probe, and uploads data/. These tests fail when a job or a
-step is removed.
+(macos-15, macos-26), an Intel Mac (macos-15-intel), Linux x86_64 and Linux
+arm64, and every one of those jobs checks out, installs deps, runs the tests, a
+quick benchmark and the probe, and uploads data/; the macOS jobs also take a
+quick run signed with the hardened runtime (make bench HARDENED=1). These
+tests fail when a job or a step is removed, and when a job asks for a runner
+label GitHub no longer offers (macos-13 was retired in December 2025,
+macos-14 on 2 November 2026).
 
 The workflow is read with a small parser for the block-style YAML subset it
 uses (PyYAML is not always installed); where PyYAML is there, both parsers
@@ -15,8 +18,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
 
-NATIVE_RUNNERS = {"macos-14": "arm64", "macos-15": "arm64", "macos-13": "x86_64",
+NATIVE_RUNNERS = {"macos-15": "arm64", "macos-26": "arm64", "macos-15-intel": "x86_64",
                   "ubuntu-latest": "x86_64", "ubuntu-24.04-arm": "arm64"}
+# Hosted runner labels that exist in December 2026 (the Intel images carry
+# "-intel"; the plain macos-15 and macos-26 labels are arm64).
+EXISTING_LABELS = {"ubuntu-latest", "ubuntu-24.04", "ubuntu-22.04", "ubuntu-24.04-arm", "ubuntu-22.04-arm",
+                   "macos-latest", "macos-15", "macos-26", "macos-15-intel", "macos-26-intel"}
+RETIRED_LABELS = {"macos-12", "macos-13", "macos-14", "macos-13-xlarge", "macos-14-large", "macos-14-xlarge"}
 
 
 # --------------------------------------------------------------------------
@@ -167,6 +175,21 @@ def test_native_runners(workflow):
     assert job["strategy"].get("fail-fast") is False, "one platform failing must not cancel the others"
 
 
+def test_only_existing_runner_labels(workflow):
+    """Every runs-on, literal or from the matrix, names a label that exists."""
+    labels = []
+    for name, job in workflow["jobs"].items():
+        runs_on = str(job.get("runs-on"))
+        if "matrix.os" in runs_on:
+            labels += [entry.get("os") for entry in job["strategy"]["matrix"]["include"]]
+        else:
+            labels.append(runs_on)
+    assert labels
+    for label in labels:
+        assert label not in RETIRED_LABELS, f"{label} is a retired runner label"
+        assert label in EXISTING_LABELS, f"{label} is not a hosted runner label known to exist"
+
+
 def _step_index(steps, pred, what):
     for i, step in enumerate(steps):
         if pred(step):
@@ -200,12 +223,32 @@ def test_native_steps_in_order(workflow):
     assert "data/" in str(probe.get("run")), "the probe's output should land in data/ for the artifact"
 
 
+def test_macos_jobs_run_the_hardened_bench(workflow):
+    """`make bench QUICK=1 HARDENED=1` on the macOS jobs only (elsewhere it
+    refuses), after the tests and before data/ is uploaded."""
+    _, job, _ = _native_job(workflow)
+    steps = job["steps"]
+    hardened = [i for i, s in enumerate(steps)
+                if any(line.strip().startswith("make bench") and "HARDENED=1" in line.split()
+                       for line in str(s.get("run", "")).splitlines())]
+    assert len(hardened) == 1, "one step runs make bench HARDENED=1"
+    step = steps[hardened[0]]
+    assert "runner.os == 'macOS'" in str(step.get("if", "")), "HARDENED=1 runs on the macOS jobs only"
+    upload = next(i for i, s in enumerate(steps) if str(s.get("uses", "")).startswith("actions/upload-artifact@"))
+    tests = next(i for i, s in enumerate(steps) if "make test" in str(s.get("run", "")))
+    assert tests < hardened[0] < upload, "after make test, before data/ is uploaded"
+
+
 def test_cross_job(workflow):
     jobs = workflow["jobs"]
     cross = [job for job in jobs.values()
              if any("make test-cross" in str(s.get("run", "")) for s in job.get("steps", []))]
     assert cross, "no job runs make test-cross"
     assert cross[0].get("runs-on") == "ubuntu-latest"
+    run = " ".join(str(s.get("run", "")) for s in cross[0]["steps"])
+    assert "tools/install_cross.sh" in run, "the cross tools are installed by tools/install_cross.sh"
+    assert (ROOT / "tools" / "install_cross.sh").exists()
+    assert "GBENCH_NEW_INCLUDE=" in run, "the shim is also compiled against the newest Google Benchmark headers"
 
 
 def test_parser_on_a_known_document():

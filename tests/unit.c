@@ -214,6 +214,18 @@ static int alias_unverifiable(const wx_strategy *s, char *why, size_t len)
     return 1;
 }
 
+/* 1 (and why) when a MAP_JIT strategy runs where the per-thread toggle is
+ * not enforced (writes succeed while write-protected: a virtual machine?):
+ * none of its W^X promises can be checked there, which --probe says. */
+static int toggle_unenforced(const wx_strategy *s, char *why, size_t len)
+{
+    char t[WX_REASON_LEN];
+    if (!(s->flags & WX_JIT_TOGGLE) || wx_jit_toggle_enforced(t, sizeof t) != 0)
+        return 0;
+    snprintf(why, len, "%.20s: %.200s", s->name, t);
+    return 1;
+}
+
 /* The contract every strategy that runs here must keep. */
 static void strategy_contract(const wx_strategy *s)
 {
@@ -223,7 +235,7 @@ static void strategy_contract(const wx_strategy *s)
         CHECK(why[0] != 0, "an unsupported strategy must say why");
         skip("%s unsupported here: %s", name, why);
     }
-    if (alias_unverifiable(s, why, sizeof why))
+    if (alias_unverifiable(s, why, sizeof why) || toggle_unenforced(s, why, sizeof why))
         skip("%s", why);
     wx_region r;
     memset(&r, 0, sizeof r);
@@ -415,9 +427,15 @@ static void test_dualmap_views(void)
         }
         CHECK(memcmp((char *)r.write + page, (char *)r.exec + page, wx_stub_size()) == 0, "views differ");
     }
-    call_ctx x = {.addr = r.write};
-    int sig = wx_try(call_it, &x);
-    CHECK(sig != 0, "the RW view must not be executable");
+    char csm[WX_REASON_LEN];
+    if (wx_code_signing_monitor(csm, sizeof csm) == 1) {
+        printf("    not tried (code-signing monitor on: %s): executing the RW view\n", csm);
+    } else {
+        call_ctx x = {.addr = r.write};
+        wx_child_try t;
+        int sig = wx_try_in_child(call_it, &x, sizeof x, 10000, &t);
+        CHECK(sig > 0, "the RW view must not be executable (%s)", t.why);
+    }
     s->unmap(&r);
 }
 
@@ -431,7 +449,7 @@ static void flags_check(const wx_strategy *s)
     char why[WX_REASON_LEN] = "";
     if (!wx_strategy_supported(s, why, sizeof why))
         skip("%s unsupported here: %s", name, why);
-    if (alias_unverifiable(s, why, sizeof why))
+    if (alias_unverifiable(s, why, sizeof why) || toggle_unenforced(s, why, sizeof why))
         skip("%s", why);
     wx_audit p;
     wx_audit_strategy(s, &p);
@@ -465,9 +483,18 @@ static void test_mprotect_exec_faults_when_writable(void)
     wx_audit_strategy(wx_strategy_find("mprotect"), &p);
     if (!p.supported)
         skip("mprotect unsupported: %s", p.why);
-    CHECK(p.exec_writable_sig == SIGSEGV || p.exec_writable_sig == SIGBUS, "executing RW memory did not fault (%d)",
-          p.exec_writable_sig);
     CHECK(p.write_exec_sig == SIGSEGV || p.write_exec_sig == SIGBUS, "writing RX memory did not fault");
+    if (wx_code_signing_monitor(NULL, 0) == 1) {
+        /* an execute fault would kill the process: not provoked, and said */
+        CHECK(p.exec_writable_sig == -1 && strstr(p.exec_writable_why, "not tried, because the code-signing monitor"),
+              "with the code-signing monitor on, exec-while-writable must be not tried (%d: %s)", p.exec_writable_sig,
+              p.exec_writable_why);
+        skip("executing RW memory not tried: %s", p.exec_writable_why);
+    }
+    CHECK(p.exec_writable_sig == SIGSEGV || p.exec_writable_sig == SIGBUS, "executing RW memory did not fault (%d: %s)",
+          p.exec_writable_sig, p.exec_writable_why);
+    CHECK(!p.exec_writable_killed && strstr(p.exec_writable_why, "child process"),
+          "the call is made and caught in a child process (%s)", p.exec_writable_why);
 }
 
 /* Every strategy in the table has a unique name and a summary; one this
@@ -505,11 +532,23 @@ static void audit_expect(const char *name, const int want[WX_AUDIT_NPROPS])
     char why[WX_REASON_LEN] = "";
     if (!s || !wx_strategy_supported(s, why, sizeof why))
         skip("%s unsupported here: %s", name, s ? why : "not in the table");
+    if (toggle_unenforced(s, why, sizeof why))
+        skip("%s", why);
     wx_audit a;
     wx_audit_strategy(s, &a);
     CHECK(a.complete == 1, "%s: the audit did not complete", name);
+    const int csm = wx_code_signing_monitor(NULL, 0) == 1;
     for (int i = 0; i < WX_AUDIT_NPROPS; i++) {
         CHECK(a.evidence[i][0] != 0, "%s %s: no evidence", name, wx_audit_property_names[i]);
+        if (csm && !s->write_code &&
+            (i == WX_AUDIT_WRITER_EXECUTES ||
+             (i == WX_AUDIT_OTHER_EXECUTES && !(s->flags & (WX_PER_THREAD | WX_NO_SWITCH))))) {
+            /* calls that may fault while the writer holds write access: not provoked where an execute fault kills */
+            CHECK(a.result[i] == -1 && strstr(a.evidence[i], "not tried, because the code-signing monitor is on"),
+                  "%s %s: %s (%s), expected not tried under the code-signing monitor", name,
+                  wx_audit_property_names[i], wx_audit_result_name(a.result[i]), a.evidence[i]);
+            continue;
+        }
         if (want[i] >= 0)
             CHECK(a.result[i] == want[i], "%s %s: %s, expected %s (%s)", name, wx_audit_property_names[i],
                   wx_audit_result_name(a.result[i]), wx_audit_result_name(want[i]), a.evidence[i]);
@@ -691,6 +730,51 @@ static void do_nothing(void *arg)
     (void)arg;
 }
 
+typedef struct child_job {
+    int how;            /* 0 return, 1 fault, 2 SIGKILL itself, 3 hang */
+    int wrote;          /* what the child leaves in the shared bytes */
+} child_job;
+
+static void child_job_run(void *arg)
+{
+    child_job *j = arg;
+    j->wrote = 42;
+    if (j->how == 1)
+        touch_null_page(NULL);
+    else if (j->how == 2)
+        kill(getpid(), SIGKILL);
+    else if (j->how == 3)
+        for (;;)
+            pause();
+    j->wrote = 43;
+}
+
+/* wx_try_in_child: a return, a caught fault, a kill nothing can catch and a
+ * hang are each an answer; the shared bytes come back, also from a child
+ * that died; this process goes on. */
+static void test_fault_in_child(void)
+{
+    wx_child_try t;
+    child_job j = {.how = 0};
+    CHECK(wx_try_in_child(child_job_run, &j, sizeof j, 10000, &t) == 0 && !t.killed && !t.failed,
+          "a return is 0 (%s)", t.why);
+    CHECK(j.wrote == 43, "the child's bytes come back: %d", j.wrote);
+    j = (child_job){.how = 1};
+    int sig = wx_try_in_child(child_job_run, &j, sizeof j, 10000, &t);
+    CHECK((sig == SIGSEGV || sig == SIGBUS) && !t.killed && strstr(t.why, "caught"), "a fault is caught: %d (%s)", sig,
+          t.why);
+    CHECK(j.wrote == 42, "what the child wrote before the fault comes back: %d", j.wrote);
+    j = (child_job){.how = 2};
+    sig = wx_try_in_child(child_job_run, &j, sizeof j, 10000, &t);
+    CHECK(sig == SIGKILL && t.killed && strstr(t.why, "SIGKILL"), "a SIGKILL is an answer: %d (%s)", sig, t.why);
+    CHECK(j.wrote == 42, "what a killed child wrote comes back: %d", j.wrote);
+    j = (child_job){.how = 3};
+    sig = wx_try_in_child(child_job_run, &j, sizeof j, 200, &t);
+    CHECK(sig == -1 && t.failed && strstr(t.why, "200 ms"), "a hang is no answer, within its limit: %d (%s)", sig,
+          t.why);
+    CHECK(wx_try(do_nothing, NULL) == 0, "this process goes on");
+}
+
 static void test_fault_catching(void)
 {
     CHECK(wx_try(do_nothing, NULL) == 0, "no fault expected");
@@ -698,6 +782,133 @@ static void test_fault_catching(void)
     CHECK(sig == SIGSEGV || sig == SIGBUS, "expected SIGSEGV or SIGBUS, got %d", sig);
     CHECK(wx_try(do_nothing, NULL) == 0, "wx_try must be usable again after a fault");
     CHECK(strcmp(wx_signal_name(SIGSEGV), "SIGSEGV") == 0, "signal name");
+}
+
+/* ------------------------------------------------- the measuring thread */
+
+/* wx_measuring_check over synthetic marks: judged only over loops at least
+ * the window long; waiting for a CPU up to three quarters of the loop
+ * passes; the run-queue delay decides where it is counted (sleeping is not
+ * waiting), wall minus CPU time where it is not (-1). */
+static void test_measuring_share(void)
+{
+    char why[WX_REASON_LEN] = "";
+    const uint64_t ms = 1000000u;
+    const int64_t none = -1;
+    /* only wall and CPU time (macOS) */
+    CHECK(wx_measuring_check(100 * ms, none, 100 * ms, 10 * ms, why, sizeof why) == 0, "all of it on a CPU: %s", why);
+    CHECK(wx_measuring_check(101 * ms, none, 100 * ms, 10 * ms, why, sizeof why) == 0, "clock steps: more CPU than "
+                                                                                      "wall");
+    CHECK(wx_measuring_check(25 * ms, none, 100 * ms, 10 * ms, why, sizeof why) == 0, "a quarter on a CPU passes: %s",
+          why);
+    CHECK(wx_measuring_check(50 * ms, none, 100 * ms, 10 * ms, why, sizeof why) == 0, "a shared CPU (half) passes");
+    why[0] = 0;
+    CHECK(wx_measuring_check(20 * ms, none, 100 * ms, 10 * ms, why, sizeof why) == -1, "a fifth is starved");
+    CHECK(strcmp(why, "the measuring thread was starved: it waited for a CPU for 80% of the timed loop (80.000 of "
+                      "100.000 ms, not on a CPU; at most 75% is allowed), so ns_per_op would measure the waiting") == 0,
+          "reason: %s", why);
+    CHECK(wx_measuring_check(0, none, 100 * ms, 10 * ms, why, sizeof why) == -1, "never on a CPU is starved");
+    CHECK(wx_measuring_check(0, 7530 * ms / 100, 100 * ms, 10 * ms, why, sizeof why) == -1 &&
+              strstr(why, "for 76% of the timed loop"), "just over the limit is shown over it: %s", why);
+    CHECK(wx_measuring_check(0, 150 * ms, 100 * ms, 10 * ms, why, sizeof why) == -1 &&
+              strstr(why, "for 100% of the timed loop (150.000 of 100.000 ms"), "at most 100%%: %s", why);
+    CHECK(wx_measuring_check(1 * ms, none, 5 * ms, 10 * ms, why, sizeof why) == 0, "a loop shorter than the window "
+                                                                                  "is not judged");
+    CHECK(wx_measuring_check(0, none, 0, 0, why, sizeof why) == 0, "an empty loop is not judged");
+    /* with the run-queue delay (Linux) */
+    CHECK(wx_measuring_check(2 * ms, 10 * ms, 100 * ms, 10 * ms, why, sizeof why) == 0,
+          "asleep most of the loop (a lock), hardly waiting for a CPU: not starved: %s", why);
+    CHECK(wx_measuring_check(40 * ms, 60 * ms, 100 * ms, 10 * ms, why, sizeof why) == 0, "60%% waiting passes");
+    why[0] = 0;
+    CHECK(wx_measuring_check(10 * ms, 90 * ms, 100 * ms, 10 * ms, why, sizeof why) == -1, "90%% waiting is starved");
+    CHECK(strstr(why, "waited for a CPU for 90% of the timed loop (90.000 of 100.000 ms, runnable but not running; "
+                      "at most 75% is allowed)") != NULL, "reason: %s", why);
+    /* the real clocks: a spinning thread spends its wall time on a CPU */
+    uint64_t c0 = wx_thread_cpu_ns(), w0 = wx_now_ns();
+    while (wx_now_ns() - w0 < 20 * ms)
+        ;
+    uint64_t c1 = wx_thread_cpu_ns(), w1 = wx_now_ns();
+    CHECK(c1 > c0, "the thread's CPU clock moves");
+    CHECK(c1 - c0 <= (w1 - w0) + 2 * ms, "CPU %llu ns over %llu ns of wall time", (unsigned long long)(c1 - c0),
+          (unsigned long long)(w1 - w0));
+#if defined(__linux__)
+    CHECK(wx_thread_wait_ns() >= 0, "Linux counts the run-queue delay (/proc/thread-self/schedstat)");
+#elif defined(__APPLE__)
+    CHECK(wx_thread_wait_ns() == -1, "macOS counts no run-queue delay");
+#endif
+}
+
+/* ----------------------------------------------------------- code signing */
+
+/* The MAP_JIT failure text: chosen by errno and situation, every case. */
+static void test_map_jit_failure_text(void)
+{
+    wx_signing base;
+    memset(&base, 0, sizeof base);
+    base.applicable = 1;
+    base.cs_flags = 0x20002; /* linker-signed, ad hoc */
+    base.cs_config = (1u << 26);
+    base.hardened_runtime = 0, base.adhoc = 1, base.linker_signed = 1, base.allow_jit = 0;
+    base.jit_write_allowlist = 0, base.csm = 0, base.map_jit_enabled = 1, base.lockdown = 0, base.translated = 0;
+    snprintf(base.mode, sizeof base.mode, "linker-signed");
+    char why[WX_REASON_LEN];
+    wx_signing s = base;
+    s.lockdown = 1;
+    s.map_jit_enabled = 0;
+    wx_map_jit_failure(EPERM, &s, why, sizeof why);
+    CHECK(strstr(why, "MAP_JIT): Operation not permitted (errno 1); Lockdown Mode is on") &&
+              strstr(why, "CS_CONFIG_MAP_JIT clear"), "lockdown: %s", why);
+    s = base;
+    s.map_jit_enabled = 0;
+    wx_map_jit_failure(EPERM, &s, why, sizeof why);
+    CHECK(strstr(why, "MAP_JIT is turned off system-wide") && !strstr(why, "Lockdown"), "MAP_JIT off: %s", why);
+    s = base;
+    s.csm = 1;
+    wx_map_jit_failure(EPERM, &s, why, sizeof why);
+    CHECK(strstr(why, "the code-signing monitor (on) refused the JIT region"), "monitor: %s", why);
+    CHECK(!strstr(why, "hardened"), "a monitor refusal does not blame the hardened runtime: %s", why);
+    s = base;
+    s.hardened_runtime = 1;
+    wx_map_jit_failure(EINVAL, &s, why, sizeof why);
+    CHECK(strstr(why, "(errno 22); this binary runs under the hardened runtime without the "
+                      "com.apple.security.cs.allow-jit entitlement"), "hardened without allow-jit: %s", why);
+    s.allow_jit = 1;
+    wx_map_jit_failure(EINVAL, &s, why, sizeof why);
+    CHECK(strstr(why, "not a missing entitlement"), "hardened with allow-jit: %s", why);
+    s = base;
+    wx_map_jit_failure(EINVAL, &s, why, sizeof why);
+    CHECK(strstr(why, "cause not identified: no hardened runtime (signing: linker-signed)") &&
+              !strstr(why, "allow-jit"), "plain binary: the hardened runtime is not blamed: %s", why);
+    wx_map_jit_failure(ENOMEM, &s, why, sizeof why);
+    CHECK(strstr(why, "out of memory or address space"), "ENOMEM: %s", why);
+}
+
+/* What the system enforces: on Linux nothing applies (and says so); on
+ * macOS the answers are consistent with what was read. */
+static void test_signing(void)
+{
+    wx_signing s;
+    wx_signing_describe(&s);
+    char why[WX_REASON_LEN] = "";
+    int csm = wx_code_signing_monitor(why, sizeof why);
+    CHECK(why[0] != 0, "the monitor check says what it read");
+    int allow = wx_jit_allowlist_enforced(why, sizeof why);
+    CHECK(why[0] != 0, "the allow-list check says why");
+    int toggle = wx_jit_toggle_enforced(why, sizeof why);
+    CHECK(why[0] != 0, "the toggle check says why");
+    CHECK(s.text[0] != 0 && s.mode[0] != 0, "signing described: [%s] [%s]", s.mode, s.text);
+#if defined(__APPLE__)
+    CHECK(s.applicable == 1 && strcmp(s.mode, "n/a") != 0, "macOS: mode %s", s.mode);
+    CHECK(csm == s.csm, "the monitor answer is the signing description's");
+    CHECK((s.cs_config < 0) == (csm < 0), "the monitor is unknown exactly when security.codesigning.config is missing");
+    CHECK(allow != 1 || s.jit_write_allowlist != 0, "an enforced allow-list needs the entitlement (or unknown)");
+    CHECK(toggle == -1 || toggle == 0 || toggle == 1, "toggle %d", toggle);
+    printf("    signing: %s (%s); toggle: %s\n", s.mode, s.text, why);
+#else
+    CHECK(s.applicable == 0 && strcmp(s.mode, "n/a") == 0, "not macOS: mode %s", s.mode);
+    CHECK(csm == -1 && allow == 0 && toggle == -1, "not macOS: monitor %d, allow-list %d, toggle %d", csm, allow,
+          toggle);
+#endif
 }
 
 /* --------------------------------------------------------------------- CSV */
@@ -979,6 +1190,12 @@ static const test tests[] = {
     {"write_code hook: prepare, write, probe through a hook-only strategy", test_write_hook_plumbing, NULL},
     {"core classes: any, or P and E; requests accepted", test_core_classes, NULL},
     {"faults: SIGSEGV/SIGBUS caught and reported", test_fault_catching, NULL},
+    {"faults in a child process: return, caught fault, SIGKILL and hang are answers", test_fault_in_child, NULL},
+    {"measuring thread: starved when it waits for a CPU over three quarters of the loop (synthetic marks)",
+     test_measuring_share, NULL},
+    {"MAP_JIT failure text: by errno and situation (Lockdown, monitor, hardened runtime)", test_map_jit_failure_text,
+     NULL},
+    {"code signing and JIT enforcement: described, consistent", test_signing, NULL},
     {"csv: a reason with commas, quotes and a newline reads back as one field", test_csv_quoting, NULL},
     {"machine slugs from CPU names", test_slugs, NULL},
     {"machine description and pinning", test_machine, NULL},

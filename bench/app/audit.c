@@ -20,7 +20,17 @@
  * else, so no access of ours can happen while the writer holds write
  * access. The two questions about rest are answered as for every strategy;
  * the four about the window are n/a with that reason. What is checked
- * inside the window is that a write through the hook lands and runs. */
+ * inside the window is that a write through the hook lands and runs.
+ *
+ * An access that may meet an execute fault (a call while the writer holds
+ * write access, by the writer or by another thread) is made in a child
+ * process forked for it, so that even a SIGKILL is an answer. Where the
+ * code-signing monitor is on (bench/core/platform_macos.c: an execute fault
+ * it cannot resolve kills the process with SIGKILL) the writer's call is
+ * not tried, as Apple's own test does, and the answer says so; so is
+ * another thread's call where the switch is process-wide (mprotect), while
+ * where it is per thread or absent that thread's view stays executable by
+ * design and its call is made (in a child process still). */
 #define _GNU_SOURCE 1
 #define _DARWIN_C_SOURCE 1
 #include "audit.h"
@@ -103,7 +113,7 @@ static void do_read(void *arg)
 
 /* A thread that performs accesses when told, so that the same thread can be
  * asked several things at different moments. */
-enum { CMD_NONE, CMD_WRITE, CMD_CALL, CMD_QUIT };
+enum { CMD_NONE, CMD_WRITE, CMD_CALL, CMD_CALL_IN_CHILD, CMD_QUIT };
 
 typedef struct helper {
     pthread_t thread;
@@ -111,7 +121,9 @@ typedef struct helper {
     pthread_cond_t cond;
     int cmd;          /* CMD_*; back to CMD_NONE when done */
     probe_access x;         /* the probe_access and its result */
-    int sig;          /* signal that stopped it, 0 = it completed */
+    int sig;          /* signal that stopped it, 0 = it completed, -1 = no answer (CMD_CALL_IN_CHILD) */
+    char how[WX_REASON_LEN]; /* CMD_CALL_IN_CHILD: how the child process ended ... */
+    int killed;       /* ... 1: it was killed by sig (nothing caught the fault) */
     int running;      /* the thread exists */
 } helper;
 
@@ -127,10 +139,22 @@ static void *helper_main(void *arg)
         probe_access x = h->x;
         int cmd = h->cmd;
         pthread_mutex_unlock(&h->lock);
-        int sig = wx_try(cmd == CMD_WRITE ? do_write : do_call, &x);
+        int sig, killed = 0;
+        char how[WX_REASON_LEN] = "";
+        if (cmd == CMD_CALL_IN_CHILD) {
+            /* forked from this thread: the child runs the call as this thread would */
+            wx_child_try t;
+            sig = wx_try_in_child(do_call, &x, sizeof x, WX_AUDIT_CHILD_MS, &t);
+            killed = t.killed;
+            snprintf(how, sizeof how, "%s", t.why);
+        } else {
+            sig = wx_try(cmd == CMD_WRITE ? do_write : do_call, &x);
+        }
         pthread_mutex_lock(&h->lock);
         h->x = x;
         h->sig = sig;
+        h->killed = killed;
+        snprintf(h->how, sizeof h->how, "%s", how);
         h->cmd = CMD_NONE;
         pthread_cond_broadcast(&h->cond);
     }
@@ -157,8 +181,11 @@ static int helper_start(helper *h, char *why, size_t len)
     return 0;
 }
 
-/* Ask the helper for one access; returns the signal (0 = completed). */
-static int helper_do(helper *h, int cmd, void *addr, uint32_t value, uint32_t *got)
+/* Ask the helper for one access; returns the signal (0 = completed; -1 =
+ * no answer from a CMD_CALL_IN_CHILD child). how (may be NULL) gets how a
+ * CMD_CALL_IN_CHILD child ended. */
+static int helper_do_how(helper *h, int cmd, void *addr, uint32_t value, uint32_t *got, int *killed, char *how,
+                         size_t len)
 {
     pthread_mutex_lock(&h->lock);
     h->x.addr = addr;
@@ -171,8 +198,17 @@ static int helper_do(helper *h, int cmd, void *addr, uint32_t value, uint32_t *g
     int sig = h->sig;
     if (got)
         *got = h->x.got;
+    if (how && len)
+        snprintf(how, len, "%s", h->how);
+    if (killed)
+        *killed = h->killed;
     pthread_mutex_unlock(&h->lock);
     return sig;
+}
+
+static int helper_do(helper *h, int cmd, void *addr, uint32_t value, uint32_t *got)
+{
+    return helper_do_how(h, cmd, addr, value, got, NULL, NULL, 0);
 }
 
 static void helper_stop(helper *h)
@@ -204,6 +240,66 @@ static const char *outcome(int sig, char *buf, size_t len)
         return "no fault";
     snprintf(buf, len, "%s", wx_signal_name(sig));
     return buf;
+}
+
+/* ------------------------------------------------------------------------
+ * Accesses that may meet an execute fault
+ * --------------------------------------------------------------------- */
+
+/* 1 with why[] ("not tried, because ...") where such an access must not be
+ * made: the code-signing monitor is on, and an execute fault it cannot
+ * resolve kills the whole process with SIGKILL. 0 where it is made, in a
+ * child process. */
+static int exec_fault_not_tried(char *why, size_t len, const char *what)
+{
+    char csm[WX_REASON_LEN];
+    if (wx_code_signing_monitor(csm, sizeof csm) != 1)
+        return 0;
+    snprintf(why, len, "not tried, because the code-signing monitor is on (%.120s): %s that faulted would kill the "
+             "whole process with SIGKILL instead of raising a signal that can be caught", csm, what);
+    return 1;
+}
+
+/* The writer's call while it holds write access, in a child process. */
+typedef struct exec_try {
+    const wx_strategy *s;
+    wx_region r;
+    int begin_err;    /* what begin_write returned there */
+    uint32_t got;     /* what the call returned */
+} exec_try;
+
+static void exec_while_writable_child(void *arg)
+{
+    exec_try *x = arg;
+    x->begin_err = x->s->begin_write(&x->r);
+    if (x->begin_err != 0)
+        return;
+    wx_emit_stub(x->r.write, wx_stub_size(), 0x1234567u);
+    x->got = wx_stub_at(x->r.exec)();
+}
+
+/* Fact 4: does a call through the exec view fault while the calling thread
+ * holds write access? */
+static void exec_while_writable(const wx_strategy *s, const wx_region *r, wx_audit *p)
+{
+    p->exec_writable_sig = -1;
+    p->exec_writable_killed = 0;
+    if (exec_fault_not_tried(p->exec_writable_why, sizeof p->exec_writable_why,
+                             "a call through the exec view while this thread holds write access"))
+        return;
+    exec_try x = {.s = s, .r = *r, .begin_err = 0, .got = 0};
+    wx_child_try t;
+    int sig = wx_try_in_child(exec_while_writable_child, &x, sizeof x, WX_AUDIT_CHILD_MS, &t);
+    if (sig < 0) {
+        snprintf(p->exec_writable_why, sizeof p->exec_writable_why, "no answer: %.200s", t.why);
+    } else if (sig == 0 && x.begin_err != 0) {
+        wx_why_errno(p->exec_writable_why, sizeof p->exec_writable_why, "begin_write (in the child process)",
+                     x.begin_err);
+    } else {
+        p->exec_writable_sig = sig;
+        p->exec_writable_killed = t.killed;
+        snprintf(p->exec_writable_why, sizeof p->exec_writable_why, "%s", t.why);
+    }
 }
 
 /* ------------------------------------------------------------------------
@@ -326,6 +422,24 @@ static void *other_writer(void *arg)
     return NULL;
 }
 
+/* What the system enforces for a MAP_JIT strategy here: the per-thread
+ * toggle (where it is not enforced, nothing this strategy does is W^X), and
+ * for one writable only inside write_code, the JIT write allow-list. */
+static void platform_note(const wx_strategy *s, wx_audit *p)
+{
+    p->platform_note[0] = 0;
+    if (!(s->flags & WX_JIT_TOGGLE))
+        return;
+    char why[WX_REASON_LEN];
+    size_t n = 0;
+    if (wx_jit_toggle_enforced(why, sizeof why) == 0)
+        n += (size_t)snprintf(p->platform_note, sizeof p->platform_note, "%s", why);
+    if (s->write_code && n < sizeof p->platform_note) {
+        wx_jit_allowlist_enforced(why, sizeof why);
+        snprintf(p->platform_note + n, sizeof p->platform_note - n, "%sJIT write allow-list: %s", n ? "; " : "", why);
+    }
+}
+
 static void facts(const wx_strategy *s, wx_audit *p)
 {
     p->write_sig = p->run_sig = p->write_exec_sig = p->exec_writable_sig = p->other_write_sig = -1;
@@ -335,6 +449,7 @@ static void facts(const wx_strategy *s, wx_audit *p)
     p->supported = wx_strategy_supported(s, p->why, sizeof p->why);
     if (!p->supported)
         return;
+    platform_note(s, p);
     wx_region r;
     memset(&r, 0, sizeof r);
     long page = sysconf(_SC_PAGESIZE);
@@ -385,16 +500,14 @@ static void facts(const wx_strategy *s, wx_audit *p)
         p->other_write_sig = o.sig;
     }
 
-    /* 4. exec faults when writable (write state restored after a fault, as
-     * a signal handler may leave per-thread permission registers changed) */
-    if ((e = s->begin_write(&r)) != 0) {
-        wx_why_errno(p->why, sizeof p->why, "begin_write (before the exec-while-writable check)", e);
+    /* 4. exec faults when writable: in a child process, or not tried where
+     * the code-signing monitor is on (see the top of this file) */
+    if ((e = s->end_write(&r)) != 0) {
+        wx_why_errno(p->why, sizeof p->why, "end_write (before the exec-while-writable check)", e);
         s->unmap(&r);
         return;
     }
-    wx_emit_stub(r.write, wx_stub_size(), 0x1234567u);
-    probe_access x = {.addr = r.exec};
-    p->exec_writable_sig = after_fault(wx_try(do_call, &x));
+    exec_while_writable(s, &r, p);
 
     /* 2. runs when executable, returning what was written */
     if ((e = s->begin_write(&r)) != 0) {
@@ -449,10 +562,18 @@ static int from_facts(wx_audit *a)
     }
     int w = WX_AUDIT_WRITER_EXECUTES;
     if (p.exec_writable_sig == 0)
-        set(a, w, 1, "call through the exec view while this thread held write access: no fault, the code ran");
+        set(a, w, 1, "call through the exec view while this thread held write access (in a child process): no "
+                     "fault, the code ran");
+    else if (p.exec_writable_sig > 0 && p.exec_writable_killed)
+        set(a, w, 0, "%s on a call through the exec view while this thread held write access: the child process "
+                     "making it was killed (nothing could catch the fault)", wx_signal_name(p.exec_writable_sig));
     else if (p.exec_writable_sig > 0)
-        set(a, w, 0, "%s on a call through the exec view while this thread held write access",
+        set(a, w, 0, "%s on a call through the exec view while this thread held write access (in a child process)",
             wx_signal_name(p.exec_writable_sig));
+    else if (strncmp(p.exec_writable_why, "not tried", 9) == 0)
+        set(a, w, -1, "%s", p.exec_writable_why);
+    else if (p.exec_writable_why[0])
+        set(a, w, -1, "not determined: %s", p.exec_writable_why);
     else
         set(a, w, -1, "not tried: %.200s", p.why[0] ? p.why : "the probe stopped before this check");
 
@@ -526,6 +647,11 @@ static void at_rest(const wx_strategy *s, wx_region *r, helper *h, wx_audit *a)
             outcome(sig_exec, b1, sizeof b1), outcome(sig_h_exec, b2, sizeof b2));
     if (a->result[p] == 0 && ((sig_exec == 0 && !ok_exec) || (sig_h_exec == 0 && !ok_h_exec)))
         set(a, p, 0, "writes at rest did not fault but did not land either (read back unchanged)");
+    char toggle[WX_REASON_LEN];
+    if (a->result[p] == 1 && (s->flags & WX_JIT_TOGGLE) && wx_jit_toggle_enforced(toggle, sizeof toggle) == 0) {
+        size_t n = strlen(a->evidence[p]);
+        snprintf(a->evidence[p] + n, sizeof a->evidence[p] - n, "; %.200s", toggle);
+    }
 
     int q = WX_AUDIT_PERMANENT_ALIAS;
     if (!alias)
@@ -564,17 +690,31 @@ static void in_window(const wx_strategy *s, wx_region *r, helper *h, wx_audit *a
     wx_icache_flush(r->write, r->exec, wx_stub_size());
 
     int p = WX_AUDIT_OTHER_EXECUTES;
+    char not_tried[WX_AUDIT_EVIDENCE_LEN];
     if (!h) {
         set(a, p, -1, "no second thread could be started");
+    } else if (!(s->flags & (WX_PER_THREAD | WX_NO_SWITCH)) &&
+               exec_fault_not_tried(not_tried, sizeof not_tried, "another thread's call through the exec view while "
+                                                                 "the writer holds a process-wide write access")) {
+        /* (where the switch is per thread or there is none, the other
+         * thread's view stays executable by design: its call is made) */
+        set(a, p, -1, "%s", not_tried);
     } else {
+        /* made by a child process forked from the other thread: it runs as that thread would */
         uint32_t got = 0;
-        int hs = helper_do(h, CMD_CALL, r->exec, 0, &got);
+        int killed = 0;
+        char how[WX_REASON_LEN] = "";
+        int hs = helper_do_how(h, CMD_CALL_IN_CHILD, r->exec, 0, &got, &killed, how, sizeof how);
         if (hs == 0)
-            set(a, p, 1, "another thread's call through the exec view while the writer held write access: no fault, "
-                         "it ran (returned %#x%s)", got, got == V_WINDOW ? ", the code just written" : "");
+            set(a, p, 1, "another thread's call through the exec view while the writer held write access (in a child "
+                         "process forked from it): no fault, it ran (returned %#x%s)", got,
+                got == V_WINDOW ? ", the code just written" : "");
+        else if (hs > 0)
+            set(a, p, 0, "%s on another thread's call through the exec view while the writer held write access (in a "
+                         "child process forked from it%s)", wx_signal_name(hs),
+                killed ? ", which was killed: nothing could catch the fault" : "");
         else
-            set(a, p, 0, "%s on another thread's call through the exec view while the writer held write access",
-                wx_signal_name(hs));
+            set(a, p, -1, "not determined: another thread's call in a child process gave no answer: %s", how);
     }
 
     /* A thread started now, while this one holds write access. */
@@ -641,8 +781,14 @@ static void hook_window(const wx_strategy *s, wx_region *r, wx_audit *a)
                 outcome(sig, b1, sizeof b1), c.got, V_WINDOW);
         return;
     }
-    const char *only = "writable only inside write_code, which runs nothing but the strategy's copy (a write through "
-                       "it landed and ran)";
+    char only[400];
+    size_t n = (size_t)snprintf(only, sizeof only, "writable only inside write_code, which runs nothing but the "
+                                "strategy's copy (a write through it landed and ran)");
+    if ((s->flags & WX_JIT_TOGGLE) && n < sizeof only) {
+        char why[WX_REASON_LEN];
+        wx_jit_allowlist_enforced(why, sizeof why);
+        snprintf(only + n, sizeof only - n, "; JIT write allow-list %.250s", why);
+    }
     set(a, WX_AUDIT_WRITER_EXECUTES, -1, "not determinable: %s; no call can be made while this thread holds write "
         "access", only);
     set(a, WX_AUDIT_OTHER_WRITES, -1, "not determinable: %s; another thread's write cannot be placed inside the "

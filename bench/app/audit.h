@@ -24,6 +24,10 @@ enum {
 
 /* How many regions the audit maps at once (e.g. MAP_JIT regions on macOS). */
 #define WX_AUDIT_REGIONS 64
+/* Length of each property's evidence. */
+#define WX_AUDIT_EVIDENCE_LEN 512
+/* How long an access made in a child process may take (ms). */
+#define WX_AUDIT_CHILD_MS 10000
 
 /* Everything the audit found for one strategy. Signals: 0 = the access
  * completed, > 0 = the signal that stopped it, -1 = not tried. */
@@ -35,13 +39,18 @@ typedef struct wx_audit {
     int run_sig;                 /* a call while executable */
     int run_value_ok;            /* the call returned what was written (-1 not tried) */
     int write_exec_sig;          /* a write through the exec view while executable */
-    int exec_writable_sig;       /* a call while writable */
+    int exec_writable_sig;       /* a call while writable (made in a child process) */
+    int exec_writable_killed;    /* 1: that child process was killed by exec_writable_sig (nothing caught it) */
+    char exec_writable_why[WX_AUDIT_EVIDENCE_LEN]; /* how that call ended, or why it was not tried */
     int other_write_sig;         /* another thread's write while this one may write */
     int alias;                   /* a separate writable view exists */
+    char platform_note[WX_AUDIT_EVIDENCE_LEN]; /* what the system enforces for this strategy here, where it
+                                                  matters (the JIT toggle not enforced; the JIT write allow-list
+                                                  for a write_code strategy); "" otherwise */
     int regions;                 /* regions mapped at once, of WX_AUDIT_REGIONS tried (-1 not tried) */
     char regions_why[WX_REASON_LEN]; /* why the next one could not be mapped ("" if all were) */
     int result[WX_AUDIT_NPROPS];                   /* the properties: 1 yes, 0 no, -1 n/a */
-    char evidence[WX_AUDIT_NPROPS][WX_REASON_LEN]; /* the access or signal that decided each, or why n/a */
+    char evidence[WX_AUDIT_NPROPS][WX_AUDIT_EVIDENCE_LEN]; /* the access or signal that decided each, or why n/a */
     int complete;                /* 1 when every check ran (an unsupported strategy counts as complete) */
     char failure[WX_REASON_LEN]; /* why the audit could not be finished or recorded ("" when it was) */
 } wx_audit;

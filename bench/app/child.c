@@ -103,6 +103,19 @@ static void core_class_note(const wx_entry *e, char *out, size_t len)
                  "meta.json)", e->core_class, unknown[0] ? unknown : "(number not available)");
 }
 
+/* Append to note the label of a row of a MAP_JIT strategy measured where
+ * the per-thread toggle is not enforced (a virtual machine?): such a row
+ * is no Mac result, whatever its number. */
+static void jit_toggle_note(char *note, size_t len)
+{
+    char why[WX_REASON_LEN];
+    if (!(g_ctx->st->flags & WX_JIT_TOGGLE) || wx_jit_toggle_enforced(why, sizeof why) != 0)
+        return;
+    size_t n = strlen(note);
+    if (n + 8 < len)
+        snprintf(note + n, len - n, "%snote: %s", n ? "; " : "", why);
+}
+
 /* One registered case: its entry, and the repetition this process is. */
 typedef struct reg {
     size_t entry;     /* index in the registry */
@@ -171,8 +184,9 @@ static void on_result(const wxgb_result *r, void *ctx)
         emit_row(&e->c, e->core_class, g->repetition, r->iterations, -1, -1, -1, -1,
                  e->status == WX_UNSUPPORTED ? WX_UNSUPPORTED : WX_FAILED, msg);
     } else {
-        char note[WX_REASON_LEN];
+        char note[WX_REASON_LEN * 2];
         core_class_note(e, note, sizeof note);
+        jit_toggle_note(note, sizeof note);
         emit_row(&e->c, e->core_class, g->repetition, r->iterations, r->ns_per_op, r->cpu_ns_per_op,
                  r->cycles_per_op, r->tlb_per_op, WX_OK, note);
     }

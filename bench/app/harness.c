@@ -13,6 +13,7 @@
 #define SETTLE_MAX_WAIT_NS 50000000ull /* ... waiting at most this long, before a timed loop */
 #define SHORT_MIN_TIME 0.002            /* WX_K_SHORT: at least this, ... */
 #define SHORT_MIN_TIME_VICTIMS 0.01     /* ... and this with victims (several time slices) */
+#define MEASURING_MIN_WINDOW_NS 10000000ull /* the measuring thread's share is judged over loops this long */
 
 /* ------------------------------------------------------------------------
  * The registry
@@ -357,6 +358,8 @@ static void run_pass(loop *l, wx_entry *e, int repetition)
         wx_counters_begin(&counters);
         wx_victims_mark before;
         wx_victims_mark_now(v, &before);
+        const uint64_t cpu0 = wx_thread_cpu_ns(), wall0 = wx_now_ns();
+        const int64_t wait0 = wx_thread_wait_ns();
         const int manual = (k->flags & WX_K_MANUAL_TIME) != 0;
         int err = 0;
         while (keep_running(l, j.step)) {
@@ -368,9 +371,32 @@ static void run_pass(loop *l, wx_entry *e, int repetition)
                 wxgb_set_batch_time(st, j.timed_ns / 1e9);
             j.timed_ns = 0;
         }
+        const uint64_t cpu1 = wx_thread_cpu_ns(), wall1 = wx_now_ns();
+        const int64_t wait1 = wx_thread_wait_ns();
         char vwhy[WX_REASON_LEN] = "";
         /* (the warm-up pass only warms: whether its victims ran does not matter) */
         int idle = err || !st ? 0 : wx_victims_check(v, &before, (uint64_t)(e->c.min_time * 1e9), vwhy, sizeof vwhy);
+        /* The measuring thread itself, in a single-thread case with victims:
+         * on a CPU for the loop, or starved - waiting for one (Linux counts
+         * that time; elsewhere it is what was not CPU time), e.g. behind
+         * victims that outranked it on Apple's E-cores (they now share its
+         * QoS class, threads.c). A row with victims claims the op ran beside
+         * them; a starved one measured the waiting. Cases without victims
+         * are not judged: there only other programs compete, which
+         * meta.json's busy warning and the spread over repetitions report,
+         * and with more threads than CPUs sharing is the question asked.
+         * Loops shorter than the case's min time (Google Benchmark's
+         * estimating runs) or than a few scheduler time slices (one
+         * preemption would decide) are not judged either, nor kernels whose
+         * ops sleep by design (j.sleeps: where only wall minus CPU time is
+         * known, sleeping would look like waiting). */
+        if (!err && st && !idle && nthreads == 1 && e->c.victims > 0 && !j.sleeps) {
+            const double min_time = e->c.iterations > 0 ? 0 : e->c.min_time > 0 ? e->c.min_time : g_run.min_time;
+            const uint64_t window = (uint64_t)(min_time * 1e9) > MEASURING_MIN_WINDOW_NS ? (uint64_t)(min_time * 1e9)
+                                                                                         : MEASURING_MIN_WINDOW_NS;
+            idle = wx_measuring_check(cpu1 - cpu0, wait0 >= 0 && wait1 >= wait0 ? wait1 - wait0 : -1, wall1 - wall0,
+                                      window, vwhy, sizeof vwhy);
+        }
         double tlb, cycles;
         wx_counters_end(&counters, &tlb, &cycles);
         if (t == 0)

@@ -39,6 +39,7 @@ static int print_list(void)
         printf("%s\n", s->strategy_free ? "  (strategy: none)" : "");
     }
     printf("strategies:\n");
+    (void)wx_jit_allowlist_enforced(NULL, 0); /* found once, inherited by every check's child */
     for (size_t i = 0; wx_strategies[i]; i++) {
         const wx_strategy *s = wx_strategies[i];
         char why[WX_REASON_LEN] = "";

@@ -70,6 +70,53 @@ static void write_tables(FILE *f, const wx_options *o)
     fputs("\n  ],\n", f);
 }
 
+/* How the binary is signed and what the system enforces on JIT memory
+ * (macOS; "n/a" elsewhere). hardened_runtime is what a reader filters on:
+ * true only for a binary signed with the hardened runtime (make bench
+ * HARDENED=1), whose run directory also ends in -hardened. */
+static void write_signing(FILE *f)
+{
+    wx_signing sg;
+    char why[WX_REASON_LEN];
+    wx_signing_describe(&sg);
+    fputs("  \"hardened_runtime\": ", f);
+    wx_json_tri(f, sg.applicable ? sg.hardened_runtime : 0);
+    fputs(",\n  \"signing\": {\"mode\": ", f);
+    wx_json_str(f, sg.mode);
+    fputs(", \"hardened_runtime\": ", f);
+    wx_json_tri(f, sg.hardened_runtime);
+    fputs(", \"ad_hoc\": ", f);
+    wx_json_tri(f, sg.adhoc);
+    fputs(", \"linker_signed\": ", f);
+    wx_json_tri(f, sg.linker_signed);
+    fputs(", \"allow_jit\": ", f);
+    wx_json_tri(f, sg.allow_jit);
+    fputs(", \"jit_write_allowlist\": ", f);
+    wx_json_tri(f, sg.jit_write_allowlist);
+    fputs(", \"code_signing_monitor\": ", f);
+    wx_json_tri(f, sg.csm);
+    fputs(", \"codesigning_config\": ", f);
+    if (sg.cs_config >= 0)
+        fprintf(f, "%lld", sg.cs_config);
+    else
+        fputs("null", f);
+    fputs(", \"lockdown_mode\": ", f);
+    wx_json_tri(f, sg.lockdown);
+    fputs(", \"rosetta\": ", f);
+    wx_json_tri(f, sg.translated);
+    fputs(", \"text\": ", f);
+    wx_json_str(f, sg.text);
+    fputs("},\n  \"jit_write_protection\": {\"enforced\": ", f);
+    wx_json_tri(f, wx_jit_toggle_enforced(why, sizeof why));
+    fputs(", \"evidence\": ", f);
+    wx_json_str(f, why);
+    fputs("},\n  \"jit_write_allowlist\": {\"enforced\": ", f);
+    wx_json_tri(f, wx_jit_allowlist_enforced(why, sizeof why));
+    fputs(", \"evidence\": ", f);
+    wx_json_str(f, why);
+    fputs("},\n", f);
+}
+
 int wx_meta_write(const wx_meta *meta)
 {
     const wx_options *o = meta->o;
@@ -110,6 +157,7 @@ int wx_meta_write(const wx_meta *meta)
     fputs(",\n", f);
     fputs("  \"gbench_version\": ", f); wx_json_str(f, wxgb_version()); fputs(",\n", f);
     wx_machine_write_meta(meta->m, f);
+    write_signing(f);
     const char *classes[4];
     int ncls = wx_core_classes(classes, 4);
     fputs("  \"core_classes\": [", f);

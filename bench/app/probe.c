@@ -5,6 +5,7 @@
 #include "probe.h"
 #include "audit.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* Seconds one strategy's probe may take before its child is killed. */
@@ -51,16 +52,44 @@ static void print_facts(FILE *out, const wx_strategy *s, const wx_audit *p)
     else
         snprintf(regions, sizeof regions, "%d/%d (next: %s)", p->regions, WX_AUDIT_REGIONS,
                  p->regions_why[0] ? p->regions_why : "no reason given");
+    const char *exec_writable = faulted(p->exec_writable_sig, b4, sizeof b4);
+    if (p->exec_writable_sig > 0 && p->exec_writable_killed) {
+        snprintf(b4, sizeof b4, "yes (%s, process killed)", wx_signal_name(p->exec_writable_sig));
+        exec_writable = b4;
+    } else if (p->exec_writable_sig < 0 && strncmp(p->exec_writable_why, "not tried, because the code-signing", 35) == 0) {
+        exec_writable = "not tried (code-signing monitor on)";
+    }
     fprintf(out,
             "maps=yes write-when-writable=%s runs-when-executable=%s%s write-faults-when-executable=%s "
             "exec-faults-when-writable=%s other-thread-write-faults-while-writing=%s writable-alias=%s "
             "regions-at-once=%s\n",
             worked(p->write_sig, b1, sizeof b1), worked(p->run_sig, b2, sizeof b2),
             p->run_value_ok == 0 ? " (WRONG VALUE)" : "", faulted(p->write_exec_sig, b3, sizeof b3),
-            faulted(p->exec_writable_sig, b4, sizeof b4), faulted(p->other_write_sig, b5, sizeof b5),
-            p->alias ? "yes" : "no", regions);
+            exec_writable, faulted(p->other_write_sig, b5, sizeof b5), p->alias ? "yes" : "no", regions);
     if (p->why[0])
         fprintf(out, "%-16s   note: %s\n", "", p->why);
+    if (p->exec_writable_sig < 0 && p->exec_writable_why[0])
+        fprintf(out, "%-16s   note: exec-faults-when-writable %s\n", "", p->exec_writable_why);
+    if (p->platform_note[0])
+        fprintf(out, "%-16s   note: %s\n", "", p->platform_note);
+}
+
+/* What the system enforces, before the strategies: signing, the
+ * code-signing monitor, the JIT toggle and its allow-list. */
+static void print_system(FILE *out)
+{
+    wx_signing sg;
+    char why[WX_REASON_LEN];
+    wx_signing_describe(&sg);
+    fprintf(out, "signing: %s (%s)\n", sg.mode, sg.text);
+    int csm = wx_code_signing_monitor(why, sizeof why);
+    fprintf(out, "code-signing monitor: %s (%s)%s\n",
+            !sg.applicable ? "n/a" : csm == 1 ? "on" : csm == 0 ? "off" : "unknown", why,
+            csm == 1 ? "; execute faults are therefore not provoked: those checks say not tried" : "");
+    wx_jit_toggle_enforced(why, sizeof why);
+    fprintf(out, "JIT write protection: %s\n", why);
+    wx_jit_allowlist_enforced(why, sizeof why);
+    fprintf(out, "JIT write allow-list: %s\n", why);
 }
 
 /* One strategy's properties, one line each (what audit.csv says). */
@@ -81,6 +110,7 @@ int wx_probe_all(FILE *out)
     wx_machine_describe(&m);
     fprintf(out, "wxbench probe: %s (%s), %s %s, page %ld bytes, %d CPUs; icache: %s\n", m.slug, m.chip, m.os,
             m.arch, m.page_size, m.ncpu, wx_icache_method());
+    print_system(out);
     int bad = 0;
     for (size_t i = 0; wx_strategies[i]; i++) {
         const wx_strategy *s = wx_strategies[i];

@@ -594,12 +594,22 @@ int wx_run_all(const wx_options *o)
     rs.o = o;
     rs.rng = o->seed;
     wx_machine_describe(&rs.m);
+    /* What the system enforces, found once here (some of it in a child
+     * process), so that every child of the run inherits the answers. */
+    (void)wx_jit_allowlist_enforced(NULL, 0);
+    (void)wx_jit_toggle_enforced(NULL, 0);
     if (o->out) {
         snprintf(rs.dir, sizeof rs.dir, "%s", o->out);
     } else {
+        /* A binary signed with the hardened runtime (make bench HARDENED=1)
+         * says so in its run's name: -hardened, -hardened-allowlist with
+         * the jit-write-allowlist entitlement. */
         char stamp[32];
+        wx_signing sg;
+        wx_signing_describe(&sg);
         utc_stamp(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ");
-        snprintf(rs.dir, sizeof rs.dir, "data/%s/%s", rs.m.slug, stamp);
+        snprintf(rs.dir, sizeof rs.dir, "data/%s/%s%s", rs.m.slug, stamp,
+                 sg.hardened_runtime != 1 ? "" : sg.jit_write_allowlist == 1 ? "-hardened-allowlist" : "-hardened");
     }
     rs.meta.o = o;
     rs.meta.m = &rs.m;

@@ -83,6 +83,9 @@ typedef struct wx_job {
     void *shared;            /* kernel->shared_size bytes, zeroed, one per case for all its threads */
     uint64_t step;           /* ops per call of ops() in the timed loop (setup may change it) */
     double timed_ns;         /* WX_K_MANUAL_TIME: ns of the ops just run that the row counts */
+    int sleeps;              /* set by setup: ops may sleep by design (e.g. wait for a lock that another
+                                thread of the case holds), so this thread's share of the loop on a CPU says
+                                nothing about starvation and is not judged */
     char why[WX_REASON_LEN]; /* what failed, or why unsupported */
 } wx_job;
 

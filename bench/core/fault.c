@@ -4,10 +4,23 @@
 #define _DARWIN_C_SOURCE 1
 #include "wx.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#if defined(__linux__)
+#include <sys/prctl.h>
+#endif
+
+#ifndef MAP_ANONYMOUS
+#define MAP_ANONYMOUS MAP_ANON
+#endif
 
 static _Thread_local sigjmp_buf *try_env;   /* where to go back on a fault */
 static _Thread_local volatile sig_atomic_t try_sig;
@@ -70,3 +83,101 @@ const char *wx_signal_name(int sig)
     }
 }
 
+
+/* The page a wx_try_in_child child answers on (MAP_SHARED: survives fork). */
+typedef struct child_answer {
+    volatile int done;   /* 1 once fn returned or a fault was caught */
+    volatile int sig;    /* what wx_try said */
+} child_answer;
+
+#define ANSWER_OFFSET 64 /* the shared copy of arg starts here (aligned for any type) */
+
+int wx_try_in_child(void (*fn)(void *), void *arg, size_t size, int timeout_ms, wx_child_try *t)
+{
+    memset(t, 0, sizeof *t);
+    long page = sysconf(_SC_PAGESIZE);
+    size_t total = ANSWER_OFFSET + size;
+    total = (total + (size_t)page - 1) / (size_t)page * (size_t)page;
+    void *mem = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) {
+        t->failed = 1;
+        wx_why_errno(t->why, sizeof t->why, "mmap(the child's answer page, MAP_SHARED)", errno);
+        return -1;
+    }
+    child_answer *ans = mem;
+    void *shared = (char *)mem + ANSWER_OFFSET;
+    if (size)
+        memcpy(shared, arg, size);
+    fflush(NULL); /* nothing buffered may be written twice */
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        t->failed = 1;
+        wx_why_errno(t->why, sizeof t->why, "fork", errno);
+        munmap(mem, total);
+        return -1;
+    }
+    if (pid == 0) {
+#if defined(__linux__)
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the process that waits for the answer */
+#endif
+        if (getppid() != parent)
+            _exit(125);
+        ans->sig = wx_try(fn, shared);
+        ans->done = 1;
+        _exit(0);
+    }
+    /* Wait, polling, up to the limit. */
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    int st = 0, timed_out = 0;
+    for (;;) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            break;
+        if (r < 0 && errno != EINTR) {
+            int e = errno;
+            kill(pid, SIGKILL);
+            while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+                ;
+            t->failed = 1;
+            wx_why_errno(t->why, sizeof t->why, "waitpid", e);
+            munmap(mem, total);
+            return -1;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long long ms = (long long)(now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (timeout_ms > 0 && ms > timeout_ms) {
+            kill(pid, SIGKILL);
+            while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+                ;
+            timed_out = 1;
+            break;
+        }
+        struct timespec nap = {0, 1000000};
+        nanosleep(&nap, NULL);
+    }
+    if (size)
+        memcpy(arg, shared, size);
+    if (timed_out) {
+        t->failed = 1;
+        snprintf(t->why, sizeof t->why, "the child process did not answer within %d ms and was killed", timeout_ms);
+    } else if (WIFSIGNALED(st)) {
+        t->sig = WTERMSIG(st);
+        t->killed = 1;
+        snprintf(t->why, sizeof t->why, "the child process was killed by %s (%s)", wx_signal_name(t->sig),
+                 strsignal(t->sig));
+    } else if (WIFEXITED(st) && WEXITSTATUS(st) == 0 && ans->done) {
+        t->sig = ans->sig;
+        if (t->sig)
+            snprintf(t->why, sizeof t->why, "%s, caught in the child process", wx_signal_name(t->sig));
+        else
+            snprintf(t->why, sizeof t->why, "no fault (in a child process)");
+    } else {
+        t->failed = 1;
+        snprintf(t->why, sizeof t->why, "the child process exited with status %d before answering",
+                 WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    }
+    munmap(mem, total);
+    return t->failed ? -1 : t->sig;
+}

@@ -75,6 +75,54 @@ int wx_cpu_class(int cpu);
  * fault was caught (wx_try) while a strategy's region was writable. */
 void wx_jit_thread_reset(void);
 
+/* ------------------------------------------------------------------------
+ * Code signing, and what the OS enforces on JIT memory (macOS; elsewhere
+ * `applicable` is 0, mode is "n/a" and every answer -1). Answers are 1 yes,
+ * 0 no, -1 unknown. Read once per process (children inherit the answers).
+ * --------------------------------------------------------------------- */
+
+typedef struct wx_signing {
+    int applicable;            /* 1 on macOS */
+    long long cs_flags;        /* csops(CS_OPS_STATUS) of this process, -1 unknown */
+    int hardened_runtime;      /* CS_RUNTIME: the hardened runtime applies */
+    int adhoc;                 /* CS_ADHOC: signed ad hoc */
+    int linker_signed;         /* CS_LINKER_SIGNED: the linker's own ad-hoc signature */
+    int allow_jit;             /* entitlement com.apple.security.cs.allow-jit */
+    int jit_write_allowlist;   /* entitlement com.apple.security.cs.jit-write-allowlist */
+    long long cs_config;       /* sysctl security.codesigning.config, -1 where it is missing */
+    int csm;                   /* the code-signing monitor is on (CS_CONFIG_CSM_ENABLED) */
+    int map_jit_enabled;       /* CS_CONFIG_MAP_JIT: MAP_JIT is not turned off system-wide */
+    int lockdown;              /* Lockdown Mode (security.mac.lockdown_mode_state) */
+    int translated;            /* an x86_64 process under Rosetta 2 (sysctl.proc_translated) */
+    char mode[32];             /* "linker-signed", "ad-hoc", "hardened", "hardened-allowlist", "signed",
+                                  "unsigned", "unknown", or "n/a" (not macOS) */
+    char text[400];            /* what was read, in one sentence */
+} wx_signing;
+
+/* This process's signing and the system's code-signing state (cached). */
+void wx_signing_describe(wx_signing *s);
+/* 1 when the code-signing monitor is on (an execute fault it cannot resolve
+ * kills the process with SIGKILL instead of a catchable signal), 0 off, -1
+ * unknown; why (may be NULL) gets what was read. */
+int wx_code_signing_monitor(char *why, size_t len);
+/* 1 when libpthread enforces the JIT write-callback allow-list for this
+ * process (the jit-write-allowlist entitlement: pthread_jit_write_protect_np
+ * then aborts the process), 0 not, -1 unknown; why (may be NULL) gets the
+ * evidence. Cached. */
+int wx_jit_allowlist_enforced(char *why, size_t len);
+/* 1 when a write to MAP_JIT memory faults while the thread is
+ * write-protected (the per-thread toggle is enforced), 0 when it succeeds
+ * (not enforced on this machine: a virtual machine?), -1 where it does not
+ * apply or could not be checked; why (may be NULL) says which. Checked once,
+ * in a child process. */
+int wx_jit_toggle_enforced(char *why, size_t len);
+
+/* Nanoseconds the calling thread has spent runnable but waiting for a CPU,
+ * where the OS counts that (Linux: run_delay, the second field of
+ * /proc/thread-self/schedstat); -1 where it does not (macOS): there wall
+ * time minus the thread's CPU time stands for it. */
+int64_t wx_thread_wait_ns(void);
+
 /* Monotonic wall clock in nanoseconds. */
 uint64_t wx_now_ns(void);
 

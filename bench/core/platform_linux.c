@@ -358,6 +358,51 @@ void wx_jit_thread_reset(void)
      * their strategy's end_write). */
 }
 
+int64_t wx_thread_wait_ns(void)
+{
+    FILE *f = fopen("/proc/thread-self/schedstat", "r");
+    unsigned long long run = 0, wait = 0;
+    int n = f ? fscanf(f, "%llu %llu", &run, &wait) : 0;
+    if (f)
+        fclose(f);
+    return n == 2 ? (int64_t)wait : -1;
+}
+
+/* Code signing is a macOS matter: nothing applies here. */
+void wx_signing_describe(wx_signing *s)
+{
+    memset(s, 0, sizeof *s);
+    s->cs_flags = s->cs_config = -1;
+    s->hardened_runtime = s->adhoc = s->linker_signed = s->allow_jit = s->jit_write_allowlist = -1;
+    s->csm = s->map_jit_enabled = s->lockdown = s->translated = -1;
+    snprintf(s->mode, sizeof s->mode, "n/a");
+    snprintf(s->text, sizeof s->text, "not applicable: code signing, the hardened runtime and the code-signing "
+                                      "monitor are macOS mechanisms");
+}
+
+static int not_macos(char *why, size_t len, const char *what)
+{
+    if (why && len)
+        snprintf(why, len, "not applicable: %s exists on macOS only", what);
+    return -1;
+}
+
+int wx_code_signing_monitor(char *why, size_t len)
+{
+    return not_macos(why, len, "the code-signing monitor");
+}
+
+int wx_jit_allowlist_enforced(char *why, size_t len)
+{
+    not_macos(why, len, "the JIT write-callback allow-list");
+    return 0;
+}
+
+int wx_jit_toggle_enforced(char *why, size_t len)
+{
+    return not_macos(why, len, "the per-thread JIT write protection (MAP_JIT)");
+}
+
 uint64_t wx_tlb_shootdowns(int *ok)
 {
     *ok = 0;

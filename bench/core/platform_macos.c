@@ -10,6 +10,7 @@
 #include "platform_util.h"
 
 #include <Availability.h>
+#include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
@@ -162,23 +163,28 @@ static struct {
     int levels;           /* 0, 1 or 2 */
     int eff;              /* E-core logical CPUs */
     int ncpu;             /* logical CPUs */
-    int checked;          /* 1: the map held against a BACKGROUND thread */
-    char text[320];       /* what was learned, for meta.json */
+    int checked;          /* 1: the map held against a BACKGROUND and a USER_INTERACTIVE thread */
+    char text[512];       /* what was learned, for meta.json */
 } g_map;
 
-typedef struct bg_probe {
-    uint64_t seen;        /* CPUs a QOS_CLASS_BACKGROUND thread ran on (bit per CPU < 64) */
-    int samples;
-} bg_probe;
+/* CPUs a thread of one QoS class was seen on. */
+typedef struct qos_probe {
+    uint64_t seen;        /* CPUs it ran on (bit per CPU < 64) */
+    int samples;          /* readings taken */
+    int below;            /* readings on a CPU below the E-core count */
+} qos_probe;
 
-static void *bg_sampler(void *arg)
+static void *qos_sampler(void *arg)
 {
-    bg_probe *b = arg;
+    qos_probe *b = arg;
+    int eff = g_map.eff;
     uint64_t end = wx_now_ns() + 30 * 1000000ull; /* 30 ms of samples */
     while (wx_now_ns() < end && b->samples < 100000) {
         int cpu = wx_current_cpu();
         if (cpu >= 0 && cpu < 64)
             b->seen |= 1ull << cpu;
+        if (cpu >= 0 && cpu < eff)
+            b->below++;
         b->samples++;
         for (volatile int spin = 0; spin < 1000; spin++)
             ;
@@ -186,11 +192,40 @@ static void *bg_sampler(void *arg)
     return NULL;
 }
 
+/* Sample the CPUs a new thread of class q runs on; 0, or an errno. */
+static int sample_qos(qos_class_t q, qos_probe *b)
+{
+    pthread_attr_t attr;
+    pthread_t t;
+    memset(b, 0, sizeof *b);
+    int e = pthread_attr_init(&attr);
+    if (e != 0)
+        return e;
+    e = pthread_attr_set_qos_class_np(&attr, q, 0);
+    if (e == 0)
+        e = pthread_create(&t, &attr, qos_sampler, b);
+    if (e == 0)
+        pthread_join(t, NULL);
+    pthread_attr_destroy(&attr);
+    return e;
+}
+
+/* "0,1,2" from a bit set of CPUs. */
+static void cpu_list(uint64_t seen, char *out, size_t len)
+{
+    size_t o = 0;
+    out[0] = 0;
+    for (int c = 0; c < 64 && o < len; c++)
+        if (seen >> c & 1)
+            o += (size_t)snprintf(out + o, len - o, "%s%d", o ? "," : "", c);
+}
+
 /* Apple silicon has so far numbered its E-cores first (CPUs 0..E-1). That
- * is an assumption, not a documented fact, so it is checked: a thread with
- * QOS_CLASS_BACKGROUND (which macOS keeps on E-cores) must only be seen on
- * CPUs below E; otherwise the class of a CPU number stays unknown and rows
- * show raw CPU numbers. */
+ * is an assumption, not a documented fact, so it is checked both ways: a
+ * QOS_CLASS_BACKGROUND thread (which macOS keeps on E-cores) must only be
+ * seen on CPUs below E, and a QOS_CLASS_USER_INTERACTIVE thread (which
+ * prefers P-cores) must be seen mostly on CPUs E and above. Otherwise the
+ * class of a CPU number stays unknown and rows show raw CPU numbers. */
 static void learn_cpu_classes(void)
 {
     if (g_map.ready)
@@ -204,48 +239,49 @@ static void learn_cpu_classes(void)
         return;
     }
     g_map.eff = pl[1].logical;
-    pthread_attr_t attr;
-    pthread_t t;
-    bg_probe b = {0, 0};
-    int e = pthread_attr_init(&attr);
-    if (e == 0)
-        e = pthread_attr_set_qos_class_np(&attr, QOS_CLASS_BACKGROUND, 0);
-    if (e == 0)
-        e = pthread_create(&t, &attr, bg_sampler, &b);
-    if (e == 0)
-        pthread_join(t, NULL);
-    pthread_attr_destroy(&attr);
+    qos_probe bg, ui;
+    int e = sample_qos(QOS_CLASS_BACKGROUND, &bg);
     if (e != 0) {
         snprintf(g_map.text, sizeof g_map.text,
                  "unknown: could not start a QOS_CLASS_BACKGROUND thread to check the map (%s)", strerror(e));
         return;
     }
-    char list[160] = "";
-    size_t o = 0;
-    int outside = -1;
-    for (int c = 0; c < 64; c++) {
-        if (!(b.seen >> c & 1))
-            continue;
-        if (c >= g_map.eff && outside < 0)
-            outside = c;
-        o += (size_t)snprintf(list + o, o < sizeof list ? sizeof list - o : 0, "%s%d", o ? "," : "", c);
-        if (o >= sizeof list)
-            o = sizeof list - 1;
-    }
-    if (!b.seen) {
+    e = sample_qos(QOS_CLASS_USER_INTERACTIVE, &ui);
+    if (e != 0) {
         snprintf(g_map.text, sizeof g_map.text,
-                 "unknown: pthread_cpu_number_np gave no CPU number to a QOS_CLASS_BACKGROUND thread");
+                 "unknown: could not start a QOS_CLASS_USER_INTERACTIVE thread to check the map (%s)", strerror(e));
+        return;
+    }
+    char bgl[160], uil[160];
+    cpu_list(bg.seen, bgl, sizeof bgl);
+    cpu_list(ui.seen, uil, sizeof uil);
+    int outside = -1;
+    for (int c = g_map.eff; c < 64 && outside < 0; c++)
+        if (bg.seen >> c & 1)
+            outside = c;
+    if (!bg.seen || !ui.seen) {
+        snprintf(g_map.text, sizeof g_map.text,
+                 "unknown: pthread_cpu_number_np gave no CPU number to a %s thread",
+                 !bg.seen ? "QOS_CLASS_BACKGROUND" : "QOS_CLASS_USER_INTERACTIVE");
     } else if (outside >= 0) {
         snprintf(g_map.text, sizeof g_map.text,
                  "unknown: a QOS_CLASS_BACKGROUND thread ran on CPU %d, not among the first %d (so E-cores are "
                  "not numbered first here; CPUs seen: %s)",
-                 outside, g_map.eff, list);
+                 outside, g_map.eff, bgl);
+    } else if (2 * ui.below > ui.samples) {
+        snprintf(g_map.text, sizeof g_map.text,
+                 "unknown: a QOS_CLASS_USER_INTERACTIVE thread ran below CPU %d in %d of %d samples (CPUs seen: "
+                 "%s), so P-cores are not shown to be numbered after the E-cores (or they were busy); a "
+                 "QOS_CLASS_BACKGROUND thread ran on CPUs %s",
+                 g_map.eff, ui.below, ui.samples, uil, bgl);
     } else {
         g_map.checked = 1;
         snprintf(g_map.text, sizeof g_map.text,
                  "E-cores are CPUs 0-%d and P-cores %d-%d (assumed: E-cores numbered first; checked: a "
-                 "QOS_CLASS_BACKGROUND thread ran only on CPUs %s in %d samples)",
-                 g_map.eff - 1, g_map.eff, g_map.ncpu - 1, list, b.samples);
+                 "QOS_CLASS_BACKGROUND thread ran only on CPUs %s in %d samples, a QOS_CLASS_USER_INTERACTIVE "
+                 "thread on CPUs %s, at or above %d in %d of %d samples)",
+                 g_map.eff - 1, g_map.eff, g_map.ncpu - 1, bgl, bg.samples, uil, g_map.eff,
+                 ui.samples - ui.below, ui.samples);
     }
 }
 
@@ -298,10 +334,320 @@ int wx_set_core_class(const char *cls, char *why, size_t len)
     return 0;
 }
 
+/* ------------------------------------------------------------------------
+ * Code signing and what the system enforces on JIT memory
+ * --------------------------------------------------------------------- */
+
+/* From Apple's xnu (xnu-11417). csops() is exported by libSystem but
+ * declared only in the private <System/sys/codesign.h>; its operations are
+ * in bsd/sys/codesign.h (CS_OPS_STATUS 0, CS_OPS_ENTITLEMENTS_BLOB 7: the
+ * XML entitlements as a blob with a big-endian 8-byte header, magic and
+ * length; ERANGE with the length when the buffer is too small; nothing
+ * copied when there are no entitlements: bsd/kern/kern_proc.c), its flags
+ * in osfmk/kern/cs_blobs.h. */
+extern int csops(pid_t pid, unsigned int ops, void *useraddr, size_t usersize);
+#define WX_CS_OPS_STATUS 0u
+#define WX_CS_OPS_ENTITLEMENTS_BLOB 7u
+#define WX_CS_VALID 0x00000001u
+#define WX_CS_ADHOC 0x00000002u
+#define WX_CS_RUNTIME 0x00010000u       /* the hardened runtime applies */
+#define WX_CS_LINKER_SIGNED 0x00020000u /* signed by the linker, ad hoc */
+/* sysctl security.codesigning.config (a 32-bit value: bsd/kern/kern_codesigning.c) holds the bits of
+ * bsd/sys/code_signing.h: CS_CONFIG_MAP_JIT (1 << 26), MAP_JIT available (csm_check_lockdown_mode in
+ * kern_codesigning.c clears it under Lockdown Mode where the monitor's policy turns JIT off), and
+ * CS_CONFIG_CSM_ENABLED (1 << 31), the code-signing monitor is on. Apple's own libpthread test
+ * (libpthread-539 tests/pthread_jit_write_protection.c, through code_signing_monitor_enabled() in
+ * tests/pthread_jit_write_test_inline.h) reads this bit and skips its execute-while-writable check when it
+ * is set, because an execute fault the monitor cannot resolve then kills the process with SIGKILL. With the
+ * monitor on, xnu refuses MAP_JIT it does not allow with EPERM ("code signing monitor denies JIT mapping",
+ * bsd/kern/kern_mman.c). Lockdown Mode: sysctl security.mac.lockdown_mode_state (bsd/kern/lockdown_mode.c). */
+#define WX_CS_CONFIG_MAP_JIT (1u << 26)
+#define WX_CS_CONFIG_CSM_ENABLED (1u << 31)
+
+/* The XML entitlements of this process (malloc'ed, NUL-terminated; NULL
+ * when it has none): 0, or an errno from csops. */
+static int read_entitlements(char **xml)
+{
+    *xml = NULL;
+    unsigned char hdr[8] = {0};
+    if (csops(getpid(), WX_CS_OPS_ENTITLEMENTS_BLOB, hdr, sizeof hdr) == 0)
+        return 0; /* none (or an empty blob) */
+    if (errno != ERANGE)
+        return errno;
+    uint32_t be;
+    memcpy(&be, hdr + 4, sizeof be);
+    size_t n = ntohl(be);
+    if (n <= 8 || n > (1u << 24))
+        return EINVAL;
+    char *buf = calloc(1, n + 1);
+    if (!buf)
+        return ENOMEM;
+    if (csops(getpid(), WX_CS_OPS_ENTITLEMENTS_BLOB, buf, n) != 0) {
+        int e = errno;
+        free(buf);
+        return e;
+    }
+    memmove(buf, buf + 8, n - 8);
+    buf[n - 8] = 0;
+    *xml = buf;
+    return 0;
+}
+
+/* 1 when the XML plist has <key>key</key> set to <true/>, else 0. */
+static int entitled(const char *xml, const char *key)
+{
+    char want[160];
+    snprintf(want, sizeof want, "<key>%s</key>", key);
+    const char *p = xml ? strstr(xml, want) : NULL;
+    if (!p)
+        return 0;
+    p += strlen(want);
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        p++;
+    return strncmp(p, "<true/>", 7) == 0;
+}
+
+static const char *tri(int v, const char *yes, const char *no)
+{
+    return v < 0 ? "unknown" : v ? yes : no;
+}
+
+static wx_signing g_signing;
+static pthread_once_t signing_once = PTHREAD_ONCE_INIT;
+
+static void signing_init(void)
+{
+    wx_signing *s = &g_signing;
+    memset(s, 0, sizeof *s);
+    s->applicable = 1;
+    s->cs_flags = s->cs_config = -1;
+    s->hardened_runtime = s->adhoc = s->linker_signed = s->allow_jit = s->jit_write_allowlist = -1;
+    s->csm = s->map_jit_enabled = s->lockdown = -1;
+    char fl[96], ent[96] = "", cfg[160];
+    uint32_t flags = 0;
+    if (csops(getpid(), WX_CS_OPS_STATUS, &flags, sizeof flags) == 0) {
+        s->cs_flags = flags;
+        s->hardened_runtime = (flags & WX_CS_RUNTIME) != 0;
+        s->adhoc = (flags & WX_CS_ADHOC) != 0;
+        s->linker_signed = (flags & WX_CS_LINKER_SIGNED) != 0;
+        snprintf(fl, sizeof fl, "csops flags %#x", flags);
+    } else {
+        snprintf(fl, sizeof fl, "csops(CS_OPS_STATUS): %s", strerror(errno));
+    }
+    char *xml = NULL;
+    int e = read_entitlements(&xml), libs = -1;
+    if (e == 0) {
+        s->allow_jit = entitled(xml, "com.apple.security.cs.allow-jit");
+        s->jit_write_allowlist = entitled(xml, "com.apple.security.cs.jit-write-allowlist");
+        libs = entitled(xml, "com.apple.security.cs.disable-library-validation");
+        free(xml);
+    } else {
+        snprintf(ent, sizeof ent, " (csops(CS_OPS_ENTITLEMENTS_BLOB): %s)", strerror(e));
+    }
+    uint32_t config = 0;
+    size_t n = sizeof config;
+    if (sysctlbyname("security.codesigning.config", &config, &n, NULL, 0) == 0 && n == sizeof config) {
+        s->cs_config = config;
+        s->csm = (config & WX_CS_CONFIG_CSM_ENABLED) != 0;
+        s->map_jit_enabled = (config & WX_CS_CONFIG_MAP_JIT) != 0;
+        snprintf(cfg, sizeof cfg, "security.codesigning.config %#x", config);
+    } else {
+        snprintf(cfg, sizeof cfg, "security.codesigning.config: %s", strerror(errno));
+    }
+    long long lock = sysctl_int("security.mac.lockdown_mode_state", -1);
+    s->lockdown = lock < 0 ? -1 : lock != 0;
+    long long translated = sysctl_int("sysctl.proc_translated", -1);
+    s->translated = translated < 0 ? 0 : translated != 0; /* missing on Intel Macs: native */
+    if (s->cs_flags < 0)
+        snprintf(s->mode, sizeof s->mode, "unknown");
+    else if (s->hardened_runtime == 1)
+        snprintf(s->mode, sizeof s->mode, s->jit_write_allowlist == 1 ? "hardened-allowlist" : "hardened");
+    else if (s->linker_signed == 1)
+        snprintf(s->mode, sizeof s->mode, "linker-signed");
+    else if (s->adhoc == 1)
+        snprintf(s->mode, sizeof s->mode, "ad-hoc");
+    else
+        snprintf(s->mode, sizeof s->mode, (flags & WX_CS_VALID) ? "signed" : "unsigned");
+    snprintf(s->text, sizeof s->text,
+             "%s: hardened runtime %s, ad hoc %s; entitlements: allow-jit %s, jit-write-allowlist %s, "
+             "disable-library-validation %s%s; %s: code-signing monitor %s, MAP_JIT %s; Lockdown Mode %s; Rosetta 2 %s",
+             fl, tri(s->hardened_runtime, "yes", "no"), tri(s->adhoc, "yes", "no"), tri(s->allow_jit, "yes", "no"),
+             tri(s->jit_write_allowlist, "yes", "no"), tri(libs, "yes", "no"), ent, cfg, tri(s->csm, "on", "off"),
+             tri(s->map_jit_enabled, "available", "turned off"), tri(s->lockdown, "on", "off"),
+             s->translated ? "yes" : "no");
+}
+
+void wx_signing_describe(wx_signing *s)
+{
+    pthread_once(&signing_once, signing_init);
+    *s = g_signing;
+}
+
+int wx_code_signing_monitor(char *why, size_t len)
+{
+    wx_signing s;
+    wx_signing_describe(&s);
+    if (why && len) {
+        if (s.cs_config < 0)
+            snprintf(why, len, "sysctl security.codesigning.config is missing here (no code-signing monitor state "
+                               "to read)");
+        else
+            snprintf(why, len, "security.codesigning.config = %#llx: CS_CONFIG_CSM_ENABLED (bit 31) %s", s.cs_config,
+                     s.csm ? "set" : "clear");
+    }
+    return s.csm;
+}
+
+#ifdef WX_HAVE_JIT_TOGGLE
+/* In a child: the JIT toggle under test; if libpthread refuses it, the child dies. */
+static void toggle_once(void *arg)
+{
+    (void)arg;
+    pthread_jit_write_protect_np(1);
+}
+#endif
+
+static pthread_once_t allowlist_once = PTHREAD_ONCE_INIT;
+static int allowlist_state = -1;
+static char allowlist_why[WX_REASON_LEN];
+
+/* libpthread (libpthread-539 src/pthread.c) enables the allow-list on macOS
+ * for a process with the jit-write-allowlist entitlement on a CPU with the
+ * per-thread toggle, and then crashes the process on any
+ * pthread_jit_write_protect_np call. The entitlement decides; a child that
+ * makes the call confirms it (its death is the evidence). */
+static void allowlist_init(void)
+{
+#ifdef WX_HAVE_JIT_TOGGLE
+    if (!pthread_jit_write_protect_supported_np()) {
+        allowlist_state = 0;
+        snprintf(allowlist_why, sizeof allowlist_why, "not enforced: no per-thread JIT write protection here "
+                 "(pthread_jit_write_protect_supported_np() returned 0)");
+        return;
+    }
+    wx_signing s;
+    wx_signing_describe(&s);
+    if (s.jit_write_allowlist == 0) {
+        allowlist_state = 0;
+        snprintf(allowlist_why, sizeof allowlist_why, "not enforced for this binary: it has no "
+                 "com.apple.security.cs.jit-write-allowlist entitlement (signing: %s), so libpthread checks no "
+                 "callback against the allow-list", s.mode);
+        return;
+    }
+    wx_child_try t;
+    int sig = wx_try_in_child(toggle_once, NULL, 0, 10000, &t);
+    if (sig > 0) {
+        allowlist_state = 1;
+        snprintf(allowlist_why, sizeof allowlist_why, "enforced for this binary: %s; a child process that called "
+                 "pthread_jit_write_protect_np(1) ended with %s (%s): libpthread refuses the toggle, only "
+                 "allow-listed pthread_jit_write_with_callback_np callbacks may write",
+                 s.jit_write_allowlist == 1 ? "entitlement com.apple.security.cs.jit-write-allowlist present"
+                                            : "entitlements unreadable",
+                 wx_signal_name(sig), t.why);
+    } else if (sig == 0) {
+        allowlist_state = 0;
+        snprintf(allowlist_why, sizeof allowlist_why, "not enforced for this binary: a child process called "
+                 "pthread_jit_write_protect_np(1) and lived (entitlement jit-write-allowlist %s)",
+                 s.jit_write_allowlist == 1 ? "present, yet not enforced" : "unknown");
+    } else {
+        allowlist_state = s.jit_write_allowlist == 1 ? 1 : -1;
+        snprintf(allowlist_why, sizeof allowlist_why, "%s (entitlement jit-write-allowlist %s; the check in a "
+                 "child process gave no answer: %s)",
+                 allowlist_state == 1 ? "enforced for this binary" : "unknown",
+                 s.jit_write_allowlist == 1 ? "present" : "unknown", t.why);
+    }
+#else
+    allowlist_state = 0;
+    snprintf(allowlist_why, sizeof allowlist_why, "not applicable: built without pthread_jit_write_protect_np "
+             "(macOS deployment target below 11.0)");
+#endif
+}
+
+int wx_jit_allowlist_enforced(char *why, size_t len)
+{
+    pthread_once(&allowlist_once, allowlist_init);
+    if (why && len)
+        snprintf(why, len, "%s", allowlist_why);
+    return allowlist_state;
+}
+
+#ifdef WX_HAVE_JIT_TOGGLE
+/* In a child: a write to MAP_JIT memory while this thread is write-protected. */
+typedef struct toggle_probe {
+    volatile uint32_t *page;
+    int allowlist;          /* 1: the toggle may not be called (the thread is write-protected outside callbacks) */
+} toggle_probe;
+
+static void write_protected_write(void *arg)
+{
+    toggle_probe *t = arg;
+    if (t->allowlist != 1)
+        pthread_jit_write_protect_np(1);
+    *t->page = 0x5eed1234u;
+}
+#endif
+
+static pthread_once_t toggle_once_ctl = PTHREAD_ONCE_INIT;
+static int toggle_state = -1;
+static char toggle_why[WX_REASON_LEN];
+
+static void toggle_init(void)
+{
+#ifdef WX_HAVE_JIT_TOGGLE
+    if (!pthread_jit_write_protect_supported_np()) {
+        snprintf(toggle_why, sizeof toggle_why, "not applicable: pthread_jit_write_protect_supported_np() returned "
+                 "0 (no per-thread JIT write protection on this CPU)");
+        return;
+    }
+    long page = sysconf(_SC_PAGESIZE);
+    void *p = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANON | MAP_JIT, -1, 0);
+    if (p == MAP_FAILED) {
+        wx_why_errno(toggle_why, sizeof toggle_why, "not checked: mmap(MAP_JIT)", errno);
+        return;
+    }
+    toggle_probe t = {.page = p, .allowlist = wx_jit_allowlist_enforced(NULL, 0)};
+    wx_child_try c;
+    int sig = wx_try_in_child(write_protected_write, &t, sizeof t, 10000, &c);
+    munmap(p, (size_t)page);
+    if (sig == 0) {
+        toggle_state = 0;
+        snprintf(toggle_why, sizeof toggle_why, "toggle not enforced on this machine (virtual machine?): a write to "
+                 "MAP_JIT memory succeeded while the thread was write-protected%s, so MAP_JIT memory is writable "
+                 "and executable at once here and no row measures Apple's W^X switch",
+                 t.allowlist == 1 ? " (outside any write callback)" : " (pthread_jit_write_protect_np(1))");
+    } else if (sig > 0) {
+        toggle_state = 1;
+        snprintf(toggle_why, sizeof toggle_why, "enforced: a write to MAP_JIT memory while the thread was "
+                 "write-protected ended with %s", c.why);
+    } else {
+        snprintf(toggle_why, sizeof toggle_why, "not checked: %s", c.why);
+    }
+#else
+    snprintf(toggle_why, sizeof toggle_why, "not applicable: built without pthread_jit_write_protect_np (macOS "
+             "deployment target below 11.0)");
+#endif
+}
+
+int wx_jit_toggle_enforced(char *why, size_t len)
+{
+    pthread_once(&toggle_once_ctl, toggle_init);
+    if (why && len)
+        snprintf(why, len, "%s", toggle_why);
+    return toggle_state;
+}
+
+int64_t wx_thread_wait_ns(void)
+{
+    return -1; /* macOS counts no run-queue delay per thread: wall minus CPU time stands for it */
+}
+
+/* Where the allow-list is enforced, libpthread aborts the process on any
+ * pthread_jit_write_protect_np call; threads are write-protected outside
+ * write callbacks there anyway, so there is nothing to reset. */
 void wx_jit_thread_reset(void)
 {
 #ifdef WX_HAVE_JIT_TOGGLE
-    if (pthread_jit_write_protect_supported_np())
+    if (pthread_jit_write_protect_supported_np() && wx_jit_allowlist_enforced(NULL, 0) != 1)
         pthread_jit_write_protect_np(1);
 #endif
 }
@@ -310,16 +656,16 @@ void wx_jit_thread_reset(void)
  * Timer
  * --------------------------------------------------------------------- */
 
-/* Frequency of the counter behind mach_absolute_time / CLOCK_UPTIME_RAW. */
+/* Frequency of the timebase behind mach_absolute_time / CLOCK_UPTIME_RAW,
+ * from sysctl hw.tbfrequency (a 64-bit value; xnu bsd/kern/kern_mib.c):
+ * 24 MHz on Apple silicon so far, 1 GHz on Intel (nanoseconds). Read from
+ * the kernel rather than with `mrs cntfrq_el0`, which would end the process
+ * with SIGILL where that register is not readable from user space. 0 when
+ * the sysctl is missing. */
 static long timer_frequency(void)
 {
-#if defined(__aarch64__)
-    uint64_t f;
-    __asm__ volatile("mrs %0, cntfrq_el0" : "=r"(f));
-    return (long)f;
-#else
-    return 0; /* Intel: mach_absolute_time counts nanoseconds; no counter frequency to read */
-#endif
+    long long hz = sysctl_int("hw.tbfrequency", 0);
+    return hz > 0 ? (long)hz : 0;
 }
 
 /* Smallest non-zero step between two readings of the clock Google
@@ -449,9 +795,11 @@ void wx_machine_write_meta(const wx_machine *m, void *file)
           "Benchmark)\", ",
           f);
     if (m->timer_hz > 0)
-        fprintf(f, "\"counter_frequency_hz\": %ld, \"tick_ns\": %.3f, ", m->timer_hz, 1e9 / (double)m->timer_hz);
+        fprintf(f, "\"counter_frequency_hz\": %ld, \"tick_ns\": %.3f, \"frequency_source\": \"sysctl hw.tbfrequency\", ",
+                m->timer_hz, 1e9 / (double)m->timer_hz);
     else
-        fputs("\"counter_frequency_hz\": null, \"tick_ns\": null, ", f);
+        fputs("\"counter_frequency_hz\": null, \"tick_ns\": null, \"frequency_source\": \"sysctl hw.tbfrequency "
+              "missing\", ", f);
     fprintf(f, "\"resolution_ns\": %.1f, \"resolution_source\": \"smallest step seen between two readings\"},\n",
             m->timer_step_ns);
     double load[3] = {0, 0, 0};
@@ -540,6 +888,14 @@ static int kpc_read(uint64_t *cycles)
 
 static void kpc_init(void)
 {
+    if (sysctl_int("sysctl.proc_translated", 0) == 1) {
+        /* This x86_64 build would read fixed counter 1 (Intel's core cycles), which on the Apple silicon
+         * underneath counts instructions (fixed 0 cycles, 1 instructions). */
+        snprintf(kpc_why, sizeof kpc_why, "running under Rosetta 2 (sysctl.proc_translated = 1): the kperf fixed "
+                                          "counter this x86_64 build reads as cycles counts instructions on the "
+                                          "Apple silicon underneath; cycles_per_op left empty");
+        return;
+    }
     if (geteuid() != 0) {
         snprintf(kpc_why, sizeof kpc_why, "cycle counters need root on macOS (kperf); run with sudo to fill "
                                           "cycles_per_op");

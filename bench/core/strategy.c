@@ -76,6 +76,38 @@ int wx_region_try(int (*map)(wx_region *, size_t, char *, size_t), void (*unmap)
     return 1;
 }
 
+void wx_map_jit_failure(int err, const wx_signing *s, char *why, size_t len)
+{
+    char cause[200];
+    if (s->lockdown == 1)
+        snprintf(cause, sizeof cause, "Lockdown Mode is on (security.mac.lockdown_mode_state 1)%s",
+                 s->map_jit_enabled == 0 ? " and has turned MAP_JIT off (CS_CONFIG_MAP_JIT clear in "
+                                           "security.codesigning.config)"
+                                         : ": it may turn JIT compilation off");
+    else if (s->map_jit_enabled == 0)
+        snprintf(cause, sizeof cause, "MAP_JIT is turned off system-wide (CS_CONFIG_MAP_JIT clear in "
+                 "security.codesigning.config %#llx)", s->cs_config);
+    else if (err == EPERM)
+        snprintf(cause, sizeof cause, "%s", s->csm == 1
+                 ? "the code-signing monitor (on) refused the JIT region: xnu answers EPERM when it does not "
+                   "allow a MAP_JIT mapping"
+                 : "EPERM is xnu's answer when a code-signing monitor refuses a JIT region (monitor state: "
+                   "unknown or off here)");
+    else if (s->hardened_runtime == 1 && s->allow_jit != 1)
+        snprintf(cause, sizeof cause, "this binary runs under the hardened runtime %s the "
+                 "com.apple.security.cs.allow-jit entitlement", s->allow_jit == 0 ? "without" : "and may lack");
+    else if (err == ENOMEM)
+        snprintf(cause, sizeof cause, "out of memory or address space");
+    else if (s->hardened_runtime == 1)
+        snprintf(cause, sizeof cause, "not a missing entitlement: the binary has the hardened runtime and "
+                 "allow-jit");
+    else
+        snprintf(cause, sizeof cause, "cause not identified: no hardened runtime (signing: %s), no Lockdown "
+                 "Mode, MAP_JIT not turned off, code-signing monitor %s", s->mode,
+                 s->csm == 1 ? "on" : s->csm == 0 ? "off" : "state unknown");
+    snprintf(why, len, "mmap(RWX, MAP_PRIVATE|MAP_ANON|MAP_JIT): %s (errno %d); %s", strerror(err), err, cause);
+}
+
 #if defined(__APPLE__)
 int wx_mmap_jit(wx_region *r, size_t size, char *why, size_t len)
 {
@@ -83,10 +115,9 @@ int wx_mmap_jit(wx_region *r, size_t size, char *why, size_t len)
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANON | MAP_JIT, -1, 0);
     if (p == MAP_FAILED) {
         int e = errno;
-        snprintf(why, len,
-                 "mmap(PROT_READ|PROT_WRITE|PROT_EXEC, MAP_PRIVATE|MAP_ANON|MAP_JIT): %s (errno %d); a binary "
-                 "under the hardened runtime needs the com.apple.security.cs.allow-jit entitlement",
-                 strerror(e), e);
+        wx_signing s;
+        wx_signing_describe(&s);
+        wx_map_jit_failure(e, &s, why, len);
         return e;
     }
     wx_region_set(r, p, p, size);

@@ -22,6 +22,9 @@ enum {
     WX_WRITABLE_ALIAS = 1u << 1,  /* a writable view of the code exists permanently */
     WX_ALWAYS_RWX = 1u << 2,      /* memory is writable and executable at once, never switched */
     WX_NO_SWITCH = 1u << 3,       /* begin/end_write do nothing (rwx, dualmap) */
+    WX_JIT_TOGGLE = 1u << 4,      /* MAP_JIT memory under Apple's per-thread JIT write protection (mapjit,
+                                     mapjit_callback): where the toggle is not enforced (platform.h,
+                                     wx_jit_toggle_enforced) its rows say so */
 };
 
 /* One region of code memory handed out by a strategy. */
@@ -124,9 +127,18 @@ int wx_region_try(int (*map)(wx_region *, size_t, char *, size_t), void (*unmap)
 #if defined(__APPLE__)
 /* macOS: map size bytes of MAP_JIT memory (RWX in the page tables, each
  * thread switching its own view with the JIT write-protect state) into r.
- * 0, or an errno with why[] naming the call and the likely cause. */
+ * 0, or an errno with why[] naming the call and the cause that errno and
+ * the situation point to (wx_map_jit_failure). */
 int wx_mmap_jit(wx_region *r, size_t size, char *why, size_t len);
 #endif
+struct wx_signing;
+/* The reason wx_mmap_jit gives when mmap(MAP_JIT) failed with err: the call
+ * and errno, then the cause chosen by errno and by the situation s
+ * describes (platform.h): Lockdown Mode, MAP_JIT turned off system-wide, a
+ * refusal of the code-signing monitor (EPERM), the hardened runtime without
+ * com.apple.security.cs.allow-jit, or none identified. Portable, so every
+ * case is unit-tested anywhere. */
+void wx_map_jit_failure(int err, const struct wx_signing *s, char *why, size_t len);
 
 /* Format "call: strerror(err) (errno N)" into why; returns err. */
 int wx_why_errno(char *why, size_t len, const char *call, int err);

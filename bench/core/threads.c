@@ -22,6 +22,9 @@
 #if defined(__linux__)
 #include <sys/prctl.h>
 #endif
+#if defined(__APPLE__)
+#include <pthread/qos.h>
+#endif
 
 #ifndef MAP_ANONYMOUS
 #define MAP_ANONYMOUS MAP_ANON
@@ -96,6 +99,10 @@ struct wx_victims {
     pthread_t *threads;           /* kind == threads */
     victim_arg *targs;            /* kind == threads */
     pid_t *pids;                  /* kind == processes */
+#if defined(__APPLE__)
+    qos_class_t qos;              /* the starter's QoS class, which process victims take */
+    int qos_rel;                  /* and its relative priority */
+#endif
 };
 
 static void sleep_ns(long ns)
@@ -105,13 +112,56 @@ static void sleep_ns(long ns)
         ;
 }
 
-/* CPU time of the calling thread, ns (0 where it cannot be read). */
-static uint64_t thread_cpu_ns(void)
+uint64_t wx_thread_cpu_ns(void)
 {
     struct timespec ts;
     if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
         return 0;
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+#define thread_cpu_ns wx_thread_cpu_ns
+
+int wx_thread_create_alike(pthread_t *t, void *(*fn)(void *), void *arg, char *why, size_t len)
+{
+#if defined(__APPLE__)
+    int rel = 0;
+    qos_class_t q = qos_class_self();
+    (void)pthread_get_qos_class_np(pthread_self(), &q, &rel);
+    pthread_attr_t attr;
+    int e = pthread_attr_init(&attr);
+    if (e != 0)
+        return wx_why_errno(why, len, "pthread_attr_init", e);
+    if (q != QOS_CLASS_UNSPECIFIED && (e = pthread_attr_set_qos_class_np(&attr, q, rel)) != 0) {
+        pthread_attr_destroy(&attr);
+        return wx_why_errno(why, len, "pthread_attr_set_qos_class_np(the calling thread's QoS class)", e);
+    }
+    e = pthread_create(t, &attr, fn, arg);
+    pthread_attr_destroy(&attr);
+    return e ? wx_why_errno(why, len, "pthread_create", e) : 0;
+#else
+    int e = pthread_create(t, NULL, fn, arg);
+    return e ? wx_why_errno(why, len, "pthread_create", e) : 0;
+#endif
+}
+
+int wx_measuring_check(uint64_t cpu_ns, int64_t wait_ns, uint64_t wall_ns, uint64_t min_window_ns, char *why,
+                       size_t len)
+{
+    if (wall_ns == 0 || wall_ns < min_window_ns)
+        return 0; /* an estimating run: not reported, too short to judge */
+    const uint64_t waited = wait_ns >= 0 ? (uint64_t)wait_ns : cpu_ns < wall_ns ? wall_ns - cpu_ns : 0;
+    const double share = (double)waited / (double)wall_ns;
+    if (share <= WX_MEASURING_MAX_WAITING)
+        return 0;
+    /* the share rounded up (so never shown as the limit itself), at most 100 */
+    const uint64_t shown = waited >= wall_ns ? 100 : (waited * 100 + wall_ns - 1) / wall_ns;
+    snprintf(why, len,
+             "the measuring thread was starved: it waited for a CPU for %llu%% of the timed loop (%.3f of %.3f ms, "
+             "%s; at most %.0f%% is allowed), so ns_per_op would measure the waiting",
+             (unsigned long long)shown, (double)waited / 1e6, (double)wall_ns / 1e6,
+             wait_ns >= 0 ? "runnable but not running" : "not on a CPU", 100 * WX_MEASURING_MAX_WAITING);
+    return -1;
 }
 
 static void slot_fail(slot *s, const char *why)
@@ -409,9 +459,9 @@ wx_victims *wx_victims_start(wx_victim_kind kind, int n, wx_victim_prepare_fn pr
         for (int k = 0; k < v->n; k++) {
             v->targs[k].v = v;
             v->targs[k].index = k;
-            int e = pthread_create(&v->threads[k], NULL, victim_thread, &v->targs[k]);
-            if (e != 0) {
-                wx_why_errno(why, len, "pthread_create(victim)", e);
+            char w[WX_REASON_LEN];
+            if (wx_thread_create_alike(&v->threads[k], victim_thread, &v->targs[k], w, sizeof w) != 0) {
+                snprintf(why, len, "victim thread %d: %s", k, w);
                 goto fail;
             }
             v->started++;
@@ -423,6 +473,11 @@ wx_victims *wx_victims_start(wx_victim_kind kind, int n, wx_victim_prepare_fn pr
             goto fail;
         }
         pid_t parent = getpid();
+#if defined(__APPLE__)
+        v->qos = qos_class_self();
+        v->qos_rel = 0;
+        (void)pthread_get_qos_class_np(pthread_self(), &v->qos, &v->qos_rel);
+#endif
         fflush(NULL); /* nothing buffered may be written twice */
         for (int k = 0; k < v->n; k++) {
             pid_t pid = fork();
@@ -436,6 +491,16 @@ wx_victims *wx_victims_start(wx_victim_kind kind, int n, wx_victim_prepare_fn pr
 #endif
                 if (getppid() != parent)
                     _exit(1);
+#if defined(__APPLE__)
+                /* the measuring thread's QoS class, as victim threads get it */
+                int qe = v->qos == QOS_CLASS_UNSPECIFIED ? 0 : pthread_set_qos_class_self_np(v->qos, v->qos_rel);
+                if (qe != 0) {
+                    char w[WX_REASON_LEN];
+                    wx_why_errno(w, sizeof w, "pthread_set_qos_class_self_np(the measuring thread's QoS class)", qe);
+                    slot_fail(&v->ctl->slots[k], w);
+                    _exit(1);
+                }
+#endif
                 victim_run(v, k, parent);
                 _exit(atomic_load(&v->ctl->slots[k].state) == SLOT_FAILED ? 1 : 0);
             }

@@ -39,6 +39,45 @@ typedef struct wx_barrier {
 int wx_barrier_wait(wx_barrier *b, unsigned parties);
 
 /* ---------------------------------------------------------------------------
+ * Threads on equal terms with the measuring thread
+ * ------------------------------------------------------------------------ */
+
+/* Start a thread at the calling thread's QoS class (macOS:
+ * pthread_attr_set_qos_class_np with qos_class_self(); a plain thread
+ * elsewhere), so that it competes with the calling thread on equal terms:
+ * on Apple silicon a thread created without attributes outranks a
+ * QOS_CLASS_BACKGROUND measuring thread on the E-cores and starves it.
+ * 0, or an errno with why[] naming the call. */
+int wx_thread_create_alike(pthread_t *t, void *(*fn)(void *), void *arg, char *why, size_t len);
+
+/* CPU time of the calling thread, ns (0 where it cannot be read). */
+uint64_t wx_thread_cpu_ns(void);
+
+/* The most a measuring thread of a case with victims may wait for a CPU -
+ * runnable but not running - over its timed loop for the row to be a
+ * measurement of the op beside its victims: three quarters of the loop's
+ * wall time. Beyond that it was starved (e.g. by victims that outranked it
+ * on Apple's E-cores) and ns_per_op would be more than four times what the
+ * op took while it ran. The same bar as the victims' own
+ * (WX_VICTIM_MIN_RUNNING: at least a quarter on their CPU), for the same
+ * reason: a row is failed where the threads it is about were mostly absent,
+ * not where they merely shared a CPU (a machine busy with other work still
+ * gives a pinned thread a half or a third of its CPU). Time the thread
+ * spent asleep (a lock another process holds, e.g. membarrier's) is not
+ * waiting for a CPU: where the OS counts run-queue delay (Linux) only that
+ * is used; elsewhere wall minus CPU time stands for it. */
+#define WX_MEASURING_MAX_WAITING 0.75
+
+/* 0 when a thread whose timed loop lasted wall_ns, of which it spent cpu_ns
+ * on a CPU and wait_ns runnable but waiting for one (-1: not counted here;
+ * then wall_ns - cpu_ns), waited at most WX_MEASURING_MAX_WAITING of it, or
+ * the loop was shorter than min_window_ns (a Google Benchmark estimating
+ * run: not reported, too short to judge); else -1 with why[] saying how
+ * long. */
+int wx_measuring_check(uint64_t cpu_ns, int64_t wait_ns, uint64_t wall_ns, uint64_t min_window_ns, char *why,
+                       size_t len);
+
+/* ---------------------------------------------------------------------------
  * Victims: spinning threads or processes beside the measuring thread
  * ------------------------------------------------------------------------ */
 
@@ -64,7 +103,9 @@ typedef int (*wx_victim_step_fn)(void *arg, int index, char *why, size_t len);
 /* A running set of victims. */
 typedef struct wx_victims wx_victims;
 
-/* Start n (at most WX_VICTIMS_MAX) victims of kind: victim k pins itself with wx_pin_thread(k + 1)
+/* Start n (at most WX_VICTIMS_MAX) victims of kind, at the calling
+ * thread's QoS class on macOS (threads through wx_thread_create_alike,
+ * processes set it after fork): victim k pins itself with wx_pin_thread(k + 1)
  * (index 0 is the measuring thread's CPU; where pinning is impossible it runs
  * unpinned), runs prepare, waits at a start barrier with the others, then
  * calls step in a loop - spinning, never sleeping unless step says idle -

@@ -152,42 +152,83 @@ static int dm_map(wx_region *r, size_t size, char *why, size_t len)
 #define dm_unmap wx_region_munmap
 
 #if defined(__APPLE__)
-/* A call of the stub at exec, for wx_try. */
+/* The self-check, run in a child process: write v1 through the alias, run
+ * it through the RX view, write v2 through the alias after that code has
+ * run, run it again. step says how far it got (kept if the child dies). */
 typedef struct dm_check {
-    void *exec;     /* where the stub runs */
-    uint32_t got;   /* what it returned */
+    void *write, *exec;
+    uint32_t got1, got2;     /* what the two calls returned */
+    int step;                /* 1 writing v1, 2 running v1, 3 writing v2, 4 running v2, 5 done */
 } dm_check;
 
-static void dm_call(void *arg)
+#define DM_V1 0x600dc0deu
+#define DM_V2 0x5ecc0de5u
+
+static void dm_selfcheck(void *arg)
 {
     dm_check *c = arg;
-    c->got = wx_stub_at(c->exec)();
+    c->step = 1;
+    wx_emit_stub(c->write, wx_stub_size(), DM_V1);
+    wx_icache_flush(c->write, c->exec, wx_stub_size());
+    c->step = 2;
+    c->got1 = wx_stub_at(c->exec)();
+    c->step = 3;
+    wx_emit_stub(c->write, wx_stub_size(), DM_V2);
+    wx_icache_flush(c->write, c->exec, wx_stub_size());
+    c->step = 4;
+    c->got2 = wx_stub_at(c->exec)();
+    c->step = 5;
 }
+
+static const char *const dm_steps[] = {"before the first write", "writing v1 through the alias",
+                                       "running v1 through the RX view", "writing v2 through the alias after v1 ran",
+                                       "running v2 through the RX view", "done"};
 #endif
 
 static int dm_supported(char *why, size_t len)
 {
+#if defined(__APPLE__)
+    /* Under Rosetta 2, translated code does not see later writes made
+     * through another mapping of its pages (the .NET runtime turns its dual
+     * mapping off there for that reason). */
+    wx_signing sg;
+    wx_signing_describe(&sg);
+    if (sg.translated == 1) {
+        snprintf(why, len, "running under Rosetta 2 (sysctl.proc_translated = 1): translated code does not see code "
+                           "rewritten through a second mapping of its pages");
+        return 0;
+    }
+#endif
     wx_region r;
     memset(&r, 0, sizeof r);
     if (dm_map(&r, (size_t)sysconf(_SC_PAGESIZE) * 2, why, len) != 0)
         return 0;
 #if defined(__APPLE__)
     /* The facts behind the macOS dual mapping are less certain than the
-     * API: check that code written through the alias runs through the RX
-     * view before claiming support. */
-    dm_check c = {.exec = r.exec, .got = 0};
-    wx_emit_stub(r.write, wx_stub_size(), 0x600dc0deu);
-    wx_icache_flush(r.write, r.exec, wx_stub_size());
-    int sig = wx_try(dm_call, &c);
+     * API, and the scenarios (and the baseline) write again through the
+     * alias after the code has run: check exactly that, in a child process,
+     * so that a fault, or a kill, is a reason and not a crash. */
+    dm_check c = {.write = r.write, .exec = r.exec};
+    wx_child_try t;
+    int sig = wx_try_in_child(dm_selfcheck, &c, sizeof c, 10000, &t);
     dm_unmap(&r);
-    if (sig != 0) {
-        snprintf(why, len, "code written through the mach_vm_remap alias did not run through the RX view: %s",
-                 wx_signal_name(sig));
+    const char *at = dm_steps[c.step >= 0 && c.step <= 5 ? c.step : 0];
+    if (sig < 0) {
+        snprintf(why, len, "the dual-mapping self-check gave no answer (%s) while %s", t.why, at);
         return 0;
     }
-    if (c.got != 0x600dc0deu) {
+    if (sig > 0) {
+        snprintf(why, len, "the mach_vm_remap dual mapping failed its self-check: %s while %s", t.why, at);
+        return 0;
+    }
+    if (c.got1 != DM_V1) {
         snprintf(why, len, "code written through the mach_vm_remap alias ran through the RX view but returned %#x, "
-                 "expected 0x600dc0de (the views do not share pages)", c.got);
+                 "expected %#x (the views do not share pages)", c.got1, DM_V1);
+        return 0;
+    }
+    if (c.got2 != DM_V2) {
+        snprintf(why, len, "code rewritten through the mach_vm_remap alias after it ran was not seen by the RX view "
+                 "(returned %#x, expected %#x): the executable view keeps stale code", c.got2, DM_V2);
         return 0;
     }
     return 1;

@@ -61,6 +61,15 @@ static int mj_supported(char *why, size_t len)
                  "memory is RWX)");
         return 0;
     }
+    /* Under the jit-write-allowlist entitlement libpthread aborts the
+     * process on every pthread_jit_write_protect_np call (libpthread-539
+     * src/pthread.c): only allow-listed write callbacks may switch
+     * (mapjit_callback). */
+    char allow[WX_REASON_LEN];
+    if (wx_jit_allowlist_enforced(allow, sizeof allow) == 1) {
+        snprintf(why, len, "pthread_jit_write_protect_np is refused here: JIT write allow-list %.200s", allow);
+        return 0;
+    }
     return wx_region_try(mj_map, mj_unmap, (size_t)getpagesize(), why, len);
 }
 
@@ -69,10 +78,10 @@ static int mj_supported(char *why, size_t len)
 #define MJ_SUMMARY "MAP_JIT region; pthread_jit_write_protect_np(0/1) per thread"
 
 #ifdef WX_HAVE_MAPJIT
-const wx_strategy wx_strategy_mapjit = {.name = "mapjit", .summary = MJ_SUMMARY, .flags = WX_PER_THREAD,
+const wx_strategy wx_strategy_mapjit = {.name = "mapjit", .summary = MJ_SUMMARY, .flags = WX_PER_THREAD | WX_JIT_TOGGLE,
                                         WX_FUNCTIONS(mj)};
 #else
-const wx_strategy wx_strategy_mapjit = {.name = "mapjit", .summary = MJ_SUMMARY, .flags = WX_PER_THREAD,
+const wx_strategy wx_strategy_mapjit = {.name = "mapjit", .summary = MJ_SUMMARY, .flags = WX_PER_THREAD | WX_JIT_TOGGLE,
 #if defined(__APPLE__) && !defined(MAP_JIT)
     .unavailable = "this macOS SDK has no MAP_JIT",
 #elif defined(__APPLE__)

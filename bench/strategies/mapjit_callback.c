@@ -110,11 +110,11 @@ static int mjc_end_write(wx_region *r)
 
 #ifdef WX_HAVE_JIT_CALLBACK
 const wx_strategy wx_strategy_mapjit_callback = {.name = "mapjit_callback", .summary = MJC_SUMMARY,
-                                                 .flags = WX_PER_THREAD, WX_FUNCTIONS(mjc),
+                                                 .flags = WX_PER_THREAD | WX_JIT_TOGGLE, WX_FUNCTIONS(mjc),
                                                  .write_code = mjc_write_code};
 #else
 const wx_strategy wx_strategy_mapjit_callback = {.name = "mapjit_callback", .summary = MJC_SUMMARY,
-                                                 .flags = WX_PER_THREAD,
+                                                 .flags = WX_PER_THREAD | WX_JIT_TOGGLE,
 #if defined(__APPLE__) && !defined(PTHREAD_JIT_WRITE_ALLOW_CALLBACKS_NP)
     .unavailable = "built against a macOS SDK without pthread_jit_write_with_callback_np (needs the macOS 11.4 SDK "
                    "or later)",

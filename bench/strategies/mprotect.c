@@ -5,6 +5,7 @@
 #include "../core/wx.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -34,6 +35,27 @@ static int mp_end_write(wx_region *r)
 
 #define mp_unmap wx_region_munmap
 
+#if defined(__APPLE__)
+/* In a child process: code written to the region, made RX, called. */
+typedef struct mp_check {
+    wx_region r;
+    int err;          /* begin_write/end_write's errno */
+    uint32_t got;     /* what the stub returned */
+} mp_check;
+
+static void mp_run_stub(void *arg)
+{
+    mp_check *c = arg;
+    if ((c->err = mp_begin_write(&c->r)) != 0)
+        return;
+    wx_emit_stub(c->r.write, wx_stub_size(), 0x0c0de123u);
+    if ((c->err = mp_end_write(&c->r)) != 0)
+        return;
+    wx_icache_flush(c->r.write, c->r.exec, wx_stub_size());
+    c->got = wx_stub_at(c->r.exec)();
+}
+#endif
+
 static int mp_supported(char *why, size_t len)
 {
     wx_region r;
@@ -43,6 +65,34 @@ static int mp_supported(char *why, size_t len)
     int e = mp_begin_write(&r);
     if (e == 0)
         e = mp_end_write(&r);
+#if defined(__APPLE__)
+    /* Code written to anonymous memory must also run: under the hardened
+     * runtime (without allow-unsigned-executable-memory) macOS may refuse
+     * the RX change or kill the process on its first unsigned instruction;
+     * asked in a child process so that either is a reason, not a crash. */
+    if (e == 0) {
+        mp_check c = {.r = r};
+        wx_child_try t;
+        int sig = wx_try_in_child(mp_run_stub, &c, sizeof c, 10000, &t);
+        mp_unmap(&r);
+        if (sig != 0) {
+            wx_signing sg;
+            wx_signing_describe(&sg);
+            snprintf(why, len, "code written to anonymous memory and made executable with mprotect did not run: "
+                     "%.120s%s", t.why,
+                     sg.hardened_runtime == 1 ? " (this binary runs under the hardened runtime)" : "");
+            return 0;
+        }
+        if (c.err != 0)
+            return wx_why_errno(why, len, "mprotect (in a child process)", c.err), 0;
+        if (c.got != 0x0c0de123u) {
+            snprintf(why, len, "code written to anonymous memory and made executable with mprotect returned %#x, "
+                     "expected 0xc0de123", c.got);
+            return 0;
+        }
+        return 1;
+    }
+#endif
     mp_unmap(&r);
     return e == 0 ? 1 : (wx_why_errno(why, len, "mprotect", e), 0);
 }

@@ -12,6 +12,7 @@ import pytest
 
 from conftest import (NO_SWITCH_STRATEGIES, QUICK_REPETITIONS, SCENARIO_TABLE, USER_STRATEGIES, assert_baseline_rows,
                       assert_exit_code, assert_measured, assert_unsupported_once, median_ns, ok_or_lost, run_wxbench)
+from conftest import PROCESS_WIDE_SWITCH
 
 SCENARIO = "jit_workload"
 CROSS_HEADER = "strategy,variant,core_class,repetition,patches,calls,current,in_flight,stale,torn,faulted"
@@ -57,6 +58,8 @@ def assert_jit_rows(run, plat, strategy, reps=QUICK_REPETITIONS, functions=QUICK
             assert_unsupported_once(rows, what, "needs 2 CPUs")
         elif v == "cross_thread" and not plat.linux:
             assert_unsupported_once(rows, what, "membarrier")  # Linux only
+        elif rows[0]["status"] == "unsupported" and plat.csm and strategy in PROCESS_WIDE_SWITCH:
+            assert_unsupported_once(rows, what, "code-signing monitor")  # its faults would be SIGKILLs
         elif rows[0]["status"] == "unsupported":
             assert v == "cross_thread", (what, rows)  # only SYNC_CORE may be missing (old kernels)
             assert_unsupported_once(rows, what, "membarrier")
@@ -138,9 +141,9 @@ def test_injected_faults_fail_every_verified_row(wxbench_test, tmp_path, platfor
             if v.endswith("_baseline") and not platform.baseline_memory:
                 continue
             if v.startswith("cross_thread") and every and not rows:
-                # not measured here (no membarrier, one CPU): as in the quick run
+                # not measured here (no membarrier, one CPU, the code-signing monitor): as in the quick run
                 assert_unsupported_once(every, f"{s}/{v}")
-                assert "membarrier" in every[0]["reason"] or "needs 2 CPUs" in every[0]["reason"], every
+                assert any(w in every[0]["reason"] for w in ("membarrier", "needs 2 CPUs", "code-signing monitor")), every
                 continue
             assert rows, (s, v)
             assert all(r["status"] == "failed" and "verification failed" in r["reason"] for r in rows), (s, v, rows)
