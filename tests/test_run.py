@@ -23,7 +23,7 @@ import pytest
 
 from conftest import (HEADER, QUICK_REPETITIONS, ROOT, SCENARIO_TABLE, STATUSES, STRATEGY_FLAGS, TEST_STRATEGIES,
                       TOGGLE_VARIANTS, USER_STRATEGIES, assert_exit_code, assert_toggle_rows, host_os_arch,
-                      parse_list, run_wxbench, victim_lost)
+                      ok_reason, parse_list, run_wxbench, victim_lost)
 
 STRATEGY_KEYS = ("name", "summary", "per_thread", "writable_alias", "always_rwx", "no_switch", "write_code",
                  "selected")
