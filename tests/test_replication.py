@@ -104,6 +104,13 @@ def test_environment_is_recorded(seeded):
     assert set(env) >= {"runnable_tasks_not_ours", "load_average", "busy", "warning"}
     assert isinstance(env["busy"], bool)
     assert (env["warning"] != "") == env["busy"]
+    # the runnable tasks decide where they are counted (Linux); the load
+    # average, which trails by a minute, only where they are not
+    if env["runnable_tasks_not_ours"] >= 0:
+        assert env["busy"] == (env["runnable_tasks_not_ours"] >= 1), env
+    else:
+        load = env["load_average"]
+        assert env["busy"] == (load is not None and load[0] >= 0.5 * seeded[0].meta["cores"]["allowed"]), env
     if env["busy"]:
         assert "busy" in seeded[0].stderr
 

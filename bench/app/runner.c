@@ -575,14 +575,26 @@ static void check_environment(run_state *rs)
     if (getloadavg(m->load, 3) != 3)
         m->load[0] = m->load[1] = m->load[2] = -1;
     int cpus = rs->m.ncpu_allowed > 0 ? rs->m.ncpu_allowed : 1;
-    m->busy = m->runnable_not_ours >= 1 || m->load[0] >= 0.5 * cpus;
-    if (m->busy) {
+    /* The runnable tasks decide where they can be read: the load average
+     * trails by a minute and still holds e.g. the build make bench just ran.
+     * Where they cannot (no /proc), the load average does. */
+    if (m->runnable_not_ours >= 0)
+        m->busy = m->runnable_not_ours >= 1;
+    else
+        m->busy = m->load[0] >= 0.5 * cpus;
+    if (m->busy && m->runnable_not_ours >= 0) {
         snprintf(m->busy_warning, sizeof m->busy_warning,
-                 "the machine is busy: %d runnable task%s that %s not wxbench, load average %.2f over the last "
-                 "minute on %d CPU%s; timings will scatter more than on an idle machine (compare only within one "
-                 "run, and see the noise summary)",
+                 "the machine is busy: %d runnable task%s that %s not wxbench (the median of 20 samples over "
+                 "200 ms), load average %.2f over the last minute on %d CPU%s; timings will scatter more than on "
+                 "an idle machine (compare only within one run, and see the noise summary)",
                  m->runnable_not_ours, m->runnable_not_ours == 1 ? "" : "s",
                  m->runnable_not_ours == 1 ? "is" : "are", m->load[0], cpus, cpus == 1 ? "" : "s");
+    } else if (m->busy) {
+        snprintf(m->busy_warning, sizeof m->busy_warning,
+                 "the machine may be busy: load average %.2f over the last minute on %d CPU%s (runnable tasks "
+                 "cannot be counted here); timings will scatter more than on an idle machine (compare only "
+                 "within one run, and see the noise summary)",
+                 m->load[0], cpus, cpus == 1 ? "" : "s");
         fprintf(stderr, "wxbench: warning: %s\n", m->busy_warning);
     }
 }
