@@ -13,7 +13,11 @@ Prints (and writes to DIR/aa.txt, with the per-configuration table in DIR/aa.csv
   the half-width of the ratio's 95% interval, i.e. the smallest difference a
   comparison of two such runs can resolve for half (nine tenths) of them;
 - the power: the same comparison with every value of RUN_B multiplied by
-  1 + SHIFT (default 15%), the share of configurations then called slower.
+  1 + SHIFT (default 15%), the share of configurations then called slower;
+- the run-wide shift (B / A, the median ratio over configurations) beside the
+  drift inside each run (its second half of processes against its first half):
+  a shared machine's host can move every configuration of a run at once, and a
+  shift no larger than the drift inside the runs is the host, not a change.
 `make aa` runs two quick runs back to back and then this script.
 """
 
@@ -83,6 +87,20 @@ def main(argv=None) -> int:
         f"  power: with run B scaled by {1 + args.shift / 100:g}, {p['slower']} of {p['n']} called slower "
         f"({p['slower_rate']:.1%})",
     ]
+    pairs = []
+    other = {c.key: c for c in b.configs}
+    for ca in a.configs:
+        cb = other.get(ca.key)
+        if cb is not None and ca.n and cb.n:
+            pairs.append((ca.values(), cb.values()))
+    shift = wxstats.run_shift(pairs)
+    da, db = a.drift(), b.drift()
+    if shift:
+        lines.append(f"  run-wide shift: B / A = {shift[0]:.3f} (the median ratio over configurations; 95% interval "
+                     f"{shift[1]:.3f}-{shift[2]:.3f})")
+        lines.append("  drift inside each run (its second half of processes / its first half): "
+                     + ", ".join(f"{n} {d[0]:.3f}" if d else f"{n} n/a" for n, d in (("A", da), ("B", db))))
+        lines.append("  so: " + wxstats.shift_note(shift[0], [d[0] if d else None for d in (da, db)]))
     if s["rate"] > 0.05 or p["slower_rate"] < 0.8:
         lines.append("  advice: use more repetitions (--repetitions) or longer ones (--min-time), and compare "
                      "runs made back to back on an idle machine")

@@ -348,6 +348,13 @@ def write_compare_csv(path: Path, rows: list[ConfigComparison]):
                         num(c.p_value), c.n_base, c.n, c.verdict])
 
 
+def paired_configs(base: Side, other: Side, rows: list[ConfigComparison]) -> list:
+    """(base config, other config) for every compared configuration with ok values in both."""
+    a = {c.key: c for c in base.run.configs}
+    b = {c.key: c for c in other.run.configs}
+    return [(a[r.key], b[r.key]) for r in rows if r.cmp.verdict != "missing"]
+
+
 def verdict_counts(rows: list[ConfigComparison]) -> dict:
     counts = {v: 0 for v in wxstats.VERDICTS}
     for r in rows:
@@ -365,6 +372,16 @@ def configs_section(doc: Doc, base: Side, other: Side, rows: list[ConfigComparis
     if compared:
         doc.p(f"{flagged} of {compared} ({flagged / compared:.1%}) are called faster or slower. Two runs of the same "
               "binary on the same machine should stay at or below 5% (run `make aa` to measure this machine).")
+    shift = wxstats.run_shift([(a.values(), b.values()) for a, b in paired_configs(base, other, rows)])
+    if shift:
+        drifts = [base.run.drift(), other.run.drift()]
+        inside = ", ".join(f"{s.label} {d[0]:.3f}" if d else f"{s.label} n/a" for s, d in zip((base, other), drifts))
+        same_machine = base.run.machine == other.run.machine
+        doc.p(f"Run-wide shift, {other.label} / {base.label}: {fmt_sig(shift[0])}× (the median ratio over "
+              f"configurations; 95% interval {fmt_sig(shift[1])} – {fmt_sig(shift[2])}). Drift inside each run "
+              f"(its second half of processes against its first): {inside}."
+              + (" Same machine: " + wxstats.shift_note(shift[0], [d[0] if d else None for d in drifts]) + "."
+                 if same_machine else ""))
     # geometric-mean summary per scenario and strategy
     groups: dict = {}
     for r in rows:

@@ -580,6 +580,39 @@ class Run:
         version = self.meta_value("wxbench_version", "version unknown")
         return f"wxbench {version} · run {self.meta_value('date_utc', self.name)}"
 
+    def process_starts(self) -> dict | None:
+        """{(scenario, strategy, repetition): seconds from the run's start} from
+        processes.csv (every repetition a child process); None where the file is
+        missing or unreadable (then nothing depends on when a process ran)."""
+        path = self.dir / "processes.csv"
+        try:
+            with open(path, newline="", encoding="utf-8") as f:
+                out = {}
+                for rec in csv.DictReader(f):
+                    out[(rec["scenario"], rec["strategy"], int(rec["repetition"]))] = float(rec["start_s"])
+                return out
+        except (OSError, KeyError, ValueError, TypeError):
+            return None
+
+    def drift(self):
+        """wxstats.within_run_drift over this run's configurations: (ratio of the
+        second half of the run's processes to the first, configurations), or None."""
+        import wxstats  # noqa: PLC0415  (wxstats does not import wxdata)
+        starts = self.process_starts()
+        if not starts:
+            return None
+        configs = []
+        for c in self.configs:
+            ts, vs = [], []
+            for r in c.ok_rows:
+                t = starts.get((r.scenario, r.strategy, r.repetition))
+                if t is not None and r.ns_per_op is not None:
+                    ts.append(t)
+                    vs.append(r.ns_per_op)
+            if ts:
+                configs.append((ts, vs))
+        return wxstats.within_run_drift(configs)
+
     def meta_value(self, key: str, default: str = "") -> str:
         if self.meta and key in self.meta and self.meta[key] not in (None, ""):
             return str(self.meta[key])

@@ -155,3 +155,62 @@ def compare(base, other, name: str, min_effect: float = MIN_EFFECT) -> Compariso
 def geomean(values) -> float | None:
     v = [x for x in values if x is not None and x > 0]
     return math.exp(sum(math.log(x) for x in v) / len(v)) if v else None
+
+
+# ------------------------------------------------------------ run-wide shift
+# Interleaving spreads the host's drift over every configuration of a run, but
+# two runs made minutes apart can still sit at different levels of the host
+# (a shared VM measured here moved by up to 17% between back-to-back runs): a
+# shift common to every configuration. It is estimated, and set beside the
+# drift the host showed inside each run, so that a reader can tell the host
+# from a change; the per-configuration verdicts stay as defined above.
+
+def run_shift(pairs, seed: int = SEED, resamples: int = RESAMPLES) -> tuple[float, float, float] | None:
+    """The shift common to every configuration between two runs: the median over
+    configurations of median(other) / median(base), with a 95% percentile-bootstrap
+    interval over configurations. pairs: (base values, other values) per
+    configuration. None when no configuration has values on both sides."""
+    logs = np.array([math.log(np.median(b) / np.median(a)) for a, b in pairs
+                     if len(a) and len(b) and np.median(a) > 0 and np.median(b) > 0])
+    if logs.size == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, logs.size, size=(resamples, logs.size))
+    lo, hi = np.percentile(np.median(logs[idx], axis=1), [2.5, 97.5])
+    return math.exp(float(np.median(logs))), math.exp(float(lo)), math.exp(float(hi))
+
+
+def within_run_drift(configs) -> tuple[float, int] | None:
+    """How far the host moved inside one run: for every configuration with at
+    least 2 processes in each half of the run (halves by the processes' start
+    times), median(second half) / median(first half); the median of those
+    ratios, and how many configurations gave one. configs: (start times,
+    values) per configuration, a start time per value. None when no
+    configuration can be split."""
+    starts = sorted(t for ts, _ in configs for t in ts)
+    if not starts:
+        return None
+    middle = starts[len(starts) // 2]
+    logs = []
+    for ts, vs in configs:
+        first = [v for t, v in zip(ts, vs) if t < middle and v > 0]
+        second = [v for t, v in zip(ts, vs) if t >= middle and v > 0]
+        if len(first) >= 2 and len(second) >= 2:
+            logs.append(math.log(np.median(second) / np.median(first)))
+    if not logs:
+        return None
+    return math.exp(float(np.median(logs))), len(logs)
+
+
+def shift_note(shift: float, drifts) -> str:
+    """One sentence setting a run-wide shift beside the drift inside the runs."""
+    inside = [d for d in drifts if d is not None]
+    if not inside:
+        return "no run has enough processes per configuration (4 and more) to say how far the host drifted inside it"
+    largest = max(abs(math.log(d)) for d in inside)
+    if abs(math.log(shift)) <= largest:
+        return (f"the host moved by as much inside a run ({math.exp(largest) - 1:.1%}): on one machine this shift "
+                "is the host's drift, not a change, and verdicts that follow it are not results")
+    return (f"larger than the host moved inside either run ({math.exp(largest) - 1:.1%}): a real change, or the "
+            "host drifting more slowly than a run lasts (`make aa` shows how far two runs of the same binary land "
+            "apart on this machine)")

@@ -119,3 +119,43 @@ def test_three_values_a_side_never_give_a_verdict():
     for _ in range(300):
         c = wxstats.compare(sample(rng, 3, 0.05), sample(rng, 3, 0.05) * 1.5, "x")
         assert c.verdict in ("same", "noisy"), c
+
+
+# ------------------------------------------------------- run-wide shift, drift
+
+def test_run_wide_shift_finds_a_common_factor():
+    """Every configuration of B 12% above A, each with its own noise: the shift is
+    1.12 and its interval holds it; with no factor the interval holds 1."""
+    rng = np.random.default_rng(7)
+    pairs, same = [], []
+    for base in rng.uniform(1, 5000, 200):
+        a = base * np.exp(rng.normal(0, 0.05, 10))
+        b = base * np.exp(rng.normal(0, 0.05, 10))
+        pairs.append((a, b * 1.12))
+        same.append((a, b))
+    shift, lo, hi = wxstats.run_shift(pairs)
+    assert lo <= 1.12 <= hi and abs(shift - 1.12) < 0.02, (shift, lo, hi)
+    shift, lo, hi = wxstats.run_shift(same)
+    assert lo <= 1 <= hi, (shift, lo, hi)
+    assert wxstats.run_shift([]) is None
+
+
+def test_drift_inside_a_run_is_the_second_half_against_the_first():
+    """Processes started in the second half of the run 9% slower: drift 1.09; a
+    configuration with fewer than 2 processes in a half is left out."""
+    rng = np.random.default_rng(3)
+    configs = []
+    for base in rng.uniform(1, 5000, 100):
+        starts = rng.permutation(np.linspace(0, 100, 10))
+        values = [base * (1.09 if t >= 50 else 1.0) * math.exp(rng.normal(0, 0.02)) for t in starts]
+        configs.append((list(starts), values))
+    configs.append(([1.0, 2.0, 99.0], [5.0, 5.0, 50.0]))  # one process in the second half
+    drift, n = wxstats.within_run_drift(configs)
+    assert n == 100 and abs(drift - 1.09) < 0.01, (drift, n)
+    assert wxstats.within_run_drift([]) is None
+
+
+def test_shift_note_sets_the_shift_beside_the_drift():
+    assert "host's drift" in wxstats.shift_note(1.05, [1.08, 0.99])
+    assert "real change" in wxstats.shift_note(1.20, [1.08, 0.99])
+    assert "enough processes" in wxstats.shift_note(1.20, [None, None])
