@@ -194,7 +194,9 @@ aa: deps-bench
 	  $(if $(STRATEGY),--strategy $(STRATEGY)) --out $$d/a >/dev/null && \
 	  $(B)/wxbench --quick --repetitions $(AA_REPS) $(if $(SCENARIO),--scenario $(SCENARIO)) \
 	  $(if $(STRATEGY),--strategy $(STRATEGY)) --out $$d/b >/dev/null && \
-	  $(PYTHON) scripts/aa.py $$d/a $$d/b --out $$d
+	  $(PYTHON) scripts/aa.py $$d/a $$d/b --out $$d && \
+	  echo "-- the same statistics without the drift between runs: run a's odd repetitions against its even ones" && \
+	  $(PYTHON) scripts/aa.py $$d/a --split --out $$d/split
 
 # Mutation testing (tools/mutate.py): MUTANTS=a,b runs only those.
 mutate: deps-test

@@ -239,7 +239,7 @@ static void ch_register(const wx_run *run)
     c = (wx_case){.variant = "neighbour", .size_bytes = page, .param = L_NEIGHBOUR};
     wx_add(&c, &k_heap);
 
-    static const uint64_t full_sizes[] = {64u << 10, 256u << 10, 1u << 20, 4u << 20, 16u << 20, 64u << 20, 128u << 20};
+    static const uint64_t full_sizes[] = {64u << 10, 256u << 10, 1u << 20, 16u << 20, 128u << 20};
     static const uint64_t quick_sizes[] = {256u << 10, 16u << 20};
     const wx_axis sizes = WX_AXIS_Q(run, full_sizes, quick_sizes);
     for (int v = L_RESERVED; v <= L_PAGE_THEN_HEAP; v++)

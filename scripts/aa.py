@@ -4,6 +4,13 @@ compare.py compares any two runs, to say what difference this machine can resolv
 
 Usage:
     aa.py RUN_A RUN_B [--min-effect PCT] [--shift PCT] [--out DIR]
+    aa.py RUN --split [--min-effect PCT] [--shift PCT] [--out DIR]
+
+With --split, the odd repetitions of one run are A and the even ones B: both
+halves ran interleaved, in the same minutes, so the host's drift between runs
+is not in the comparison; what is left is the statistics' own false-positive
+rate and power. Set beside two runs made back to back, the difference is what
+the machine's drift between runs costs.
 
 Prints (and writes to DIR/aa.txt, with the per-configuration table in DIR/aa.csv):
 - the false-positive rate: the share of configurations compared that get the
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -63,12 +71,21 @@ def summarise(results: list) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run_a", metavar="RUN_A")
-    ap.add_argument("run_b", metavar="RUN_B")
+    ap.add_argument("run_b", metavar="RUN_B", nargs="?")
+    ap.add_argument("--split", action="store_true",
+                    help="A = the odd repetitions of RUN_A, B = the even ones (no RUN_B)")
     ap.add_argument("--min-effect", type=float, default=wxstats.MIN_EFFECT * 100, metavar="PCT")
     ap.add_argument("--shift", type=float, default=15.0, metavar="PCT", help="the power check's shift (default 15)")
     ap.add_argument("--out", metavar="DIR", help="where aa.txt and aa.csv go (default: beside RUN_A)")
     args = ap.parse_args(argv)
-    a, b = wxdata.open_run(args.run_a), wxdata.open_run(args.run_b)
+    if args.split == (args.run_b is not None):
+        ap.error("give RUN_A and RUN_B, or one run with --split")
+    if args.split:
+        whole = wxdata.open_run(args.run_a)
+        a = dataclasses.replace(whole, rows=[r for r in whole.rows if (r.repetition or 0) % 2 == 1], _configs=None)
+        b = dataclasses.replace(whole, rows=[r for r in whole.rows if (r.repetition or 0) % 2 == 0], _configs=None)
+    else:
+        a, b = wxdata.open_run(args.run_a), wxdata.open_run(args.run_b)
     min_effect = args.min_effect / 100
     same = compare_runs(a, b, min_effect)
     if not same:
@@ -77,7 +94,8 @@ def main(argv=None) -> int:
     s, p = summarise(same), summarise(shifted)
     reps = sorted({c.n for c in a.configs if c.n} | {c.n for c in b.configs if c.n})
     lines = [
-        f"A/A test on {a.machine} ({a.chip}): {a.dir} vs {b.dir}",
+        f"A/A test on {a.machine} ({a.chip}): "
+        + (f"{a.dir}, odd repetitions vs even ones (interleaved)" if args.split else f"{a.dir} vs {b.dir}"),
         f"  {s['n']} configurations compared, {reps[0]}-{reps[-1]} processes each, minimum effect "
         f"{min_effect:.0%}",
         f"  false positives: {s['flagged']} of {s['n']} called faster or slower ({s['rate']:.1%}; at most 5% "

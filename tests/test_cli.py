@@ -53,6 +53,13 @@ def test_help_says_the_defaults_the_run_uses(wxbench, tmp_path):
     assert r.returncode == 0, r.stderr
     import json
     assert json.loads((tmp_path / "q" / "meta.json").read_text())["settings"]["repetitions"] == int(reps.group(2))
+    # and the README says the same
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    said = re.search(r"Defaults: (\d+) repetitions \(processes\) of at least ([0-9.]+) s each \(`--quick`: (\d+) of "
+                     r"([0-9.]+) s\)", readme)
+    assert said, "README: the 'Defaults: N repetitions (processes) of at least S s each (`--quick`: N of S s)' line"
+    assert (int(said.group(1)), float(said.group(2)), int(said.group(3)), float(said.group(4))) == \
+        (int(reps.group(1)), float(mint.group(1)), int(reps.group(2)), float(mint.group(2)))
 
 
 def test_list_names_every_scenario_and_strategy_with_status(wxbench, platform):

@@ -17,9 +17,9 @@ enum {
 
 /* Defaults of the measurement settings (chosen from measured variance: see
  * README, "How many repetitions"). */
-#define WX_DEFAULT_REPETITIONS 10
+#define WX_DEFAULT_REPETITIONS 15
 #define WX_QUICK_REPETITIONS 3
-#define WX_DEFAULT_MIN_TIME 0.05
+#define WX_DEFAULT_MIN_TIME 0.02
 #define WX_QUICK_MIN_TIME 0.01
 #define WX_DEFAULT_TIMEOUT_S 300
 /* --target-ci: at most this many repetitions (processes) per pair, and at

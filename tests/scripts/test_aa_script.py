@@ -81,3 +81,19 @@ def test_a_whole_run_slower_and_drift_inside_a_run(tmp_path):
     da = float(drifts.split("A ")[1].split(",")[0])
     db = float(drifts.split("B ")[1].split()[0])
     assert abs(da - 1.08) < 0.02 and abs(db - 1.0) < 0.02, drifts
+
+
+def test_split_compares_a_run_with_itself(tmp_path):
+    """--split: the odd repetitions against the even ones of one run."""
+    rng = np.random.default_rng(13)
+    write_run(tmp_path / "a", rng, reps=12)
+    p = subprocess.run([PY, str(ROOT / "scripts" / "aa.py"), str(tmp_path / "a"), "--split", "--out",
+                        str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "odd repetitions vs even ones" in p.stdout and "6-6 processes each" in p.stdout, p.stdout
+    rows = list(csv.DictReader(open(tmp_path / "out" / "aa.csv")))
+    assert len(rows) == 60 and all(r["n_a"] == "6" and r["n_b"] == "6" for r in rows)
+    assert sum(r["verdict"] in ("faster", "slower") for r in rows) <= 3
+    bad = subprocess.run([PY, str(ROOT / "scripts" / "aa.py"), str(tmp_path / "a"), str(tmp_path / "a"), "--split"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "--split" in bad.stderr
