@@ -114,11 +114,11 @@ def main(argv=None) -> int:
     shift = wxstats.run_shift(pairs)
     da, db = a.drift(), b.drift()
     if shift:
-        lines.append(f"  run-wide shift: B / A = {shift[0]:.3f} (the median ratio over configurations; 95% interval "
-                     f"{shift[1]:.3f}-{shift[2]:.3f})")
+        lines.append(f"  run-wide shift: B / A = {shift:.3f} (the median ratio over configurations)")
         lines.append("  drift inside each run (its second half of processes / its first half): "
                      + ", ".join(f"{n} {d[0]:.3f}" if d else f"{n} n/a" for n, d in (("A", da), ("B", db))))
-        lines.append("  so: " + wxstats.shift_note(shift[0], [d[0] if d else None for d in (da, db)]))
+        if not args.split:
+            lines.append("  so: " + wxstats.shift_note(shift, [d[0] if d else None for d in (da, db)]))
     if s["rate"] > 0.05 or p["slower_rate"] < 0.8:
         lines.append("  advice: use more repetitions (--repetitions) or longer ones (--min-time), and compare "
                      "runs made back to back on an idle machine")

@@ -377,10 +377,9 @@ def configs_section(doc: Doc, base: Side, other: Side, rows: list[ConfigComparis
         drifts = [base.run.drift(), other.run.drift()]
         inside = ", ".join(f"{s.label} {d[0]:.3f}" if d else f"{s.label} n/a" for s, d in zip((base, other), drifts))
         same_machine = base.run.machine == other.run.machine
-        doc.p(f"Run-wide shift, {other.label} / {base.label}: {fmt_sig(shift[0])}× (the median ratio over "
-              f"configurations; 95% interval {fmt_sig(shift[1])} – {fmt_sig(shift[2])}). Drift inside each run "
-              f"(its second half of processes against its first): {inside}."
-              + (" Same machine: " + wxstats.shift_note(shift[0], [d[0] if d else None for d in drifts]) + "."
+        doc.p(f"Run-wide shift, {other.label} / {base.label}: {fmt_sig(shift)}× (the median ratio over "
+              f"configurations). Drift inside each run (its second half of processes against its first): {inside}."
+              + (" Same machine: " + wxstats.shift_note(shift, [d[0] if d else None for d in drifts]) + "."
                  if same_machine else ""))
     # geometric-mean summary per scenario and strategy
     groups: dict = {}

@@ -195,7 +195,7 @@ class Scene:
         noisy = list(dict.fromkeys(self.noisy))
         if noisy:
             shown = "; ".join(noisy[:8]) + (f"; … and {len(noisy) - 8} more" if len(noisy) > 8 else "")
-            text = (f"Noisy (marked ~; coefficient of variation between processes above "
+            text = (f"Noisy (drawn hollow, or ~ beside a value; coefficient of variation between processes above "
                     f"{wxdata.NOISE_THRESHOLD:.0%}): {shown}")
             footer += [(part, "#8a5a00") for part in textwrap.wrap(text, chars, break_on_hyphens=False)]
         for note in dict.fromkeys(self.notes):

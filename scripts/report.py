@@ -232,7 +232,7 @@ def headline_section(doc: Doc, run: wxdata.Run):
                     text = fmt_value(v.value, m.unit)
                     if m.unit == "ns" and len(v.samples) == 1:
                         st = wxdata.Stats.of(v.samples[0])
-                        text += (f" ({'95%' if st.exact95 else 'min–max'}: {fmt_sig(st.low)}–{fmt_sig(st.high)}"
+                        text += (f" ({'95%' if st.exact95 else 'min–max'}: {wxdata.fmt_ns_range(st.low, st.high, v.value)}"
                                  f"{', noisy' if st.noisy else ''})")
                     if v.note:
                         text += f" ({v.note})"

@@ -788,7 +788,7 @@ HEADLINE = [
            _pick_simple("mprotect_tlb", "flip", size_bytes=lambda c: c.pages == 1, victims=0)),
     Metric("mprotect_1p_most", "mprotect 1 page, most victims", "ns",
            "mprotect_tlb/flip at 1 page with the most victim threads measured",
-           _pick_mprotect_most_victims, note=lambda cfgs: f"{cfgs[0].victims} victims"),
+           _pick_mprotect_most_victims, note=lambda cfgs: f"{cfgs[0].victims} victim{'' if cfgs[0].victims == 1 else 's'}"),
     Metric("icache_64", "icache flush 64 B", "ns", "icache_flush/builtin over 64 bytes",
            _pick_simple("icache_flush", "builtin", size_bytes=64)),
     Metric("icache_4k", "icache flush 4 KiB", "ns", "icache_flush/builtin over 4096 bytes",
@@ -904,6 +904,14 @@ def fmt_ns(ns: float) -> str:
         if abs(ns) >= scale:
             return f"{fmt_sig(ns / scale)} {unit}"
     return f"{fmt_sig(ns)} ns"
+
+
+def fmt_ns_range(low: float, high: float, like: float) -> str:
+    """low–high in the unit fmt_ns gives `like` (so that an interval reads in its median's unit)."""
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if abs(like) >= scale:
+            return f"{fmt_sig(low / scale)}–{fmt_sig(high / scale)} {unit}"
+    return f"{fmt_sig(low)}–{fmt_sig(high)} ns"
 
 
 def fmt_value(value: float, unit: str) -> str:

@@ -67,9 +67,9 @@ def test_noisy_is_a_cv_above_5_percent():
     assert wxdata.Stats.of([100, 120, 80, 100, 130, 70]).noisy
 
 
-def simulate(shift, n=10, configs=700, seed=11, drift=0.0):
+def simulate(shift, n=15, configs=700, seed=11, drift=0.0):
     """Verdicts for `configs` simulated configurations: run A, and run B with every value
-    multiplied by (1 + drift) (1 + shift)."""
+    multiplied by (1 + drift) (1 + shift); n processes a side (15: the default)."""
     rng = np.random.default_rng(seed)
     verdicts = []
     for k in range(configs):
@@ -125,7 +125,7 @@ def test_three_values_a_side_never_give_a_verdict():
 
 def test_run_wide_shift_finds_a_common_factor():
     """Every configuration of B 12% above A, each with its own noise: the shift is
-    1.12 and its interval holds it; with no factor the interval holds 1."""
+    1.12; with no factor it is 1."""
     rng = np.random.default_rng(7)
     pairs, same = [], []
     for base in rng.uniform(1, 5000, 200):
@@ -133,10 +133,8 @@ def test_run_wide_shift_finds_a_common_factor():
         b = base * np.exp(rng.normal(0, 0.05, 10))
         pairs.append((a, b * 1.12))
         same.append((a, b))
-    shift, lo, hi = wxstats.run_shift(pairs)
-    assert lo <= 1.12 <= hi and abs(shift - 1.12) < 0.02, (shift, lo, hi)
-    shift, lo, hi = wxstats.run_shift(same)
-    assert lo <= 1 <= hi, (shift, lo, hi)
+    assert abs(wxstats.run_shift(pairs) - 1.12) < 0.02
+    assert abs(wxstats.run_shift(same) - 1) < 0.02
     assert wxstats.run_shift([]) is None
 
 
