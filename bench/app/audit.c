@@ -422,6 +422,16 @@ static void *other_writer(void *arg)
     return NULL;
 }
 
+/* Tell the other thread to try its write now, and wait for it. */
+static void other_go_and_join(other_ctx *o, pthread_t t)
+{
+    pthread_mutex_lock(&o->lock);
+    o->go = 1;
+    pthread_cond_signal(&o->cond);
+    pthread_mutex_unlock(&o->lock);
+    pthread_join(t, NULL);
+}
+
 /* What the system enforces for a MAP_JIT strategy here: the per-thread
  * toggle (where it is not enforced, nothing this strategy does is W^X), and
  * for one writable only inside write_code, the JIT write allow-list. */
@@ -478,13 +488,8 @@ static void facts(const wx_strategy *s, wx_audit *p)
     probe_access c = {.addr = r.write, .value = 0x1234567u};
     if ((e = s->begin_write(&r)) != 0) {
         wx_why_errno(p->why, sizeof p->why, "begin_write", e);
-        if (have_other) {
-            pthread_mutex_lock(&o.lock);
-            o.go = 1;
-            pthread_cond_signal(&o.cond);
-            pthread_mutex_unlock(&o.lock);
-            pthread_join(t, NULL);
-        }
+        if (have_other)
+            other_go_and_join(&o, t);
         s->unmap(&r);
         return;
     }
@@ -492,11 +497,7 @@ static void facts(const wx_strategy *s, wx_audit *p)
 
     /* 5. another thread writes while this one may */
     if (have_other) {
-        pthread_mutex_lock(&o.lock);
-        o.go = 1;
-        pthread_cond_signal(&o.cond);
-        pthread_mutex_unlock(&o.lock);
-        pthread_join(t, NULL);
+        other_go_and_join(&o, t);
         p->other_write_sig = o.sig;
     }
 

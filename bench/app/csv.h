@@ -34,6 +34,9 @@ void wx_csv_field(FILE *f, const char *s);
  * string (caller frees); NULL when out of memory. */
 char *wx_csv_line(const char *const *fields, size_t n);
 
+/* Make a directory and its parents (a run's output folder): 0, or -1 with
+ * errno set. */
+int wx_mkdir_p(const char *path);
 /* Write all len bytes of buf to fd, retrying on EINTR: 0, or an errno. */
 int wx_write_all(int fd, const void *buf, size_t len);
 /* Append a whole line to fd (opened O_APPEND; one writer at a time): on a

@@ -17,17 +17,6 @@
 #define WX_VERSION "unknown"
 #endif
 
-/* In a child: a strategy's supported() (a check must not take wxbench
- * down); writes the reason, exits 0 when supported. */
-static int supported_child(void *arg, int fd)
-{
-    char why[WX_REASON_LEN] = "";
-    int sup = wx_strategy_supported(arg, why, sizeof why);
-    if (write(fd, why, strlen(why)) < 0)
-        return 3;
-    return sup ? 0 : 1;
-}
-
 static int print_list(void)
 {
     printf("scenarios (op = what one ns_per_op is for):\n");
@@ -43,12 +32,7 @@ static int print_list(void)
     for (size_t i = 0; wx_strategies[i]; i++) {
         const wx_strategy *s = wx_strategies[i];
         char why[WX_REASON_LEN] = "";
-        wx_proc_end end;
-        size_t n = wx_proc_call(supported_child, (void *)s, why, sizeof why - 1, 30000, &end);
-        why[n] = 0;
-        int ok = end.how == WX_PROC_EXITED && end.code == 0;
-        if (end.how != WX_PROC_EXITED)
-            snprintf(why, sizeof why, "the check %.240s", end.why);
+        int ok = wx_proc_supported(s, why, sizeof why);
         printf("  %-18s %-10s %s\n  %-18s %s%s\n", s->name, ok ? "runs here" : "not here", s->summary, "",
                ok ? "" : "why: ", ok ? "" : why);
     }

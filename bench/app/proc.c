@@ -159,3 +159,23 @@ size_t wx_proc_call(wx_proc_fn fn, void *arg, void *buf, size_t cap, int timeout
         snprintf(end->why, sizeof end->why, "did not finish within %d s and was killed", (timeout_ms + 999) / 1000);
     return got;
 }
+
+/* In the child of wx_proc_supported: writes the reason, exits 0 when supported. */
+static int supported_child(void *arg, int fd)
+{
+    char why[WX_REASON_LEN] = "";
+    int sup = wx_strategy_supported(arg, why, sizeof why);
+    if (write(fd, why, strlen(why)) < 0)
+        return 3;
+    return sup ? 0 : 1;
+}
+
+int wx_proc_supported(const wx_strategy *s, char *why, size_t len)
+{
+    wx_proc_end end;
+    size_t n = wx_proc_call(supported_child, (void *)s, why, len - 1, 30000, &end);
+    why[n] = 0;
+    if (end.how != WX_PROC_EXITED)
+        snprintf(why, len, "the check %.240s", end.why);
+    return end.how == WX_PROC_EXITED && end.code == 0;
+}

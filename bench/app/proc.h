@@ -60,4 +60,9 @@ void wx_proc_finish(wx_proc *p, int kill_it, int timed_out, wx_proc_end *end);
  * WX_PROC_EXITED with code 0 is a clean run). */
 size_t wx_proc_call(wx_proc_fn fn, void *arg, void *buf, size_t cap, int timeout_ms, wx_proc_end *end);
 
+/* A strategy's supported(), asked in a child (a check must not take wxbench
+ * down; 30 s at most): 1 when supported, else 0 with the reason in why, or
+ * how the check ended ("the check was killed by ..."). */
+int wx_proc_supported(const wx_strategy *s, char *why, size_t len);
+
 #endif /* WX_PROC_H */

@@ -56,23 +56,6 @@ static void utc_stamp(char *out, size_t len, const char *fmt)
     strftime(out, len, fmt, &tm);
 }
 
-static int mkdir_p(const char *path)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return -1;
-    return 0;
-}
-
 /* splitmix64: the run order's random numbers, reproducible from the seed. */
 static uint64_t next_random(uint64_t *state)
 {
@@ -367,17 +350,6 @@ static void run_job(run_state *rs, const job *j)
     fputc('\n', stderr);
 }
 
-/* In a child: a strategy's supported() (a check must not take wxbench
- * down); writes the reason, exits 0 when supported. */
-static int supported_child(void *arg, int fd)
-{
-    char why[WX_REASON_LEN] = "";
-    int sup = wx_strategy_supported(arg, why, sizeof why);
-    if (write(fd, why, strlen(why)) < 0)
-        return 3;
-    return sup ? 0 : 1;
-}
-
 /* The pairs o selects, each strategy's support checked once in a child. */
 static int make_pairs(run_state *rs)
 {
@@ -393,9 +365,7 @@ static int make_pairs(run_state *rs)
         if (!wx_options_selected(o, wx_strategies[k]))
             continue;
         char why[WX_REASON_LEN];
-        wx_proc_end end;
-        (void)wx_proc_call(supported_child, (void *)wx_strategies[k], why, sizeof why - 1, 30000, &end);
-        sup[k] = end.how == WX_PROC_EXITED && end.code == 0;
+        sup[k] = wx_proc_supported(wx_strategies[k], why, sizeof why);
     }
     for (int s = 0; o->scenarios[s]; s++) {
         const wx_scenario *sc = o->scenarios[s];
@@ -412,6 +382,18 @@ static int make_pairs(run_state *rs)
     return 0;
 }
 
+/* Whether c's 95% interval of the median is within --target-ci: m gets the
+ * interval, half (may be NULL) its wider side in % of the median. */
+static int ci_reached(const run_state *rs, const wx_config *c, wx_median_ci *m, double *half)
+{
+    wx_results_ci(c, m);
+    double wide = m->high - m->median > m->median - m->low ? m->high - m->median : m->median - m->low;
+    double pct = m->median > 0 ? 100 * wide / m->median : 0;
+    if (half)
+        *half = pct;
+    return m->exact95 && pct <= rs->o->target_ci;
+}
+
 /* --target-ci: the pairs some of whose configurations' 95% intervals of the
  * median are wider than asked (or still too few to have one) get one more
  * repetition each, shuffled, until none is left, or a pair reaches the cap,
@@ -423,11 +405,7 @@ static int pair_needs_more(const run_state *rs, size_t p)
         if (c->pair != p || c->n == 0)
             continue;
         wx_median_ci m;
-        wx_results_ci(c, &m);
-        double half = m.median > 0 ? 100 * (m.high - m.median > m.median - m.low ? m.high - m.median
-                                                                                  : m.median - m.low) / m.median
-                                   : 0;
-        if (!m.exact95 || half > rs->o->target_ci)
+        if (!ci_reached(rs, c, &m, NULL))
             return 1;
     }
     return 0;
@@ -472,11 +450,8 @@ static void write_target_ci(run_state *rs)
         if (c->n == 0)
             continue;
         wx_median_ci m;
-        wx_results_ci(c, &m);
-        double half = m.median > 0 ? 100 * (m.high - m.median > m.median - m.low ? m.high - m.median
-                                                                                  : m.median - m.low) / m.median
-                                   : 0;
-        int reached = m.exact95 && half <= rs->o->target_ci;
+        double half;
+        int reached = ci_reached(rs, c, &m, &half);
         missed += !reached;
         char f[12][48];
         snprintf(f[0], sizeof f[0], "%d", c->threads);
@@ -631,7 +606,7 @@ int wx_run_all(const wx_options *o)
     /* Refuse an unusable output directory before measuring anything. */
     char path[4200];
     snprintf(path, sizeof path, "%s/results.csv", rs.dir);
-    if (mkdir_p(rs.dir) != 0) {
+    if (wx_mkdir_p(rs.dir) != 0) {
         fprintf(stderr, "wxbench: cannot create output directory %s: %s\n", rs.dir, strerror(errno));
         return WX_EXIT_USAGE;
     }

@@ -31,7 +31,4 @@ int wx_trace_main(int argc, char **argv);
  * names the file and the line). */
 int wx_replay_main(int argc, char **argv);
 
-/* Make a directory and its parents: 0, or -1 with errno set. */
-int wx_mkdir_p(const char *path);
-
 #endif /* WX_TRACE_H */

@@ -39,6 +39,9 @@ void wx_machine_describe(wx_machine *m);
 /* Write the machine-specific part of meta.json (no surrounding braces; each
  * line "  \"key\": value," ) to f. */
 void wx_machine_write_meta(const wx_machine *m, void *file);
+/* The fields every platform's meta.json starts with (os, kernel, machine,
+ * chip, arch): platform_common.c, for wx_machine_write_meta. */
+void wx_machine_write_common(const wx_machine *m, void *file);
 
 /* Pin the calling thread to the index-th CPU it is allowed on (wrapping);
  * returns the CPU number, or -1 with why filled where pinning is impossible. */

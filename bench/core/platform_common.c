@@ -90,3 +90,13 @@ uint64_t wx_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 #endif
 }
+
+void wx_machine_write_common(const wx_machine *m, void *file)
+{
+    FILE *f = file;
+    fputs("  \"os\": ", f); wx_json_str(f, m->os); fputs(",\n", f);
+    fputs("  \"kernel\": ", f); wx_json_str(f, m->kernel); fputs(",\n", f);
+    fputs("  \"machine\": ", f); wx_json_str(f, m->slug); fputs(",\n", f);
+    fputs("  \"chip\": ", f); wx_json_str(f, m->chip); fputs(",\n", f);
+    fputs("  \"arch\": ", f); wx_json_str(f, m->arch); fputs(",\n", f);
+}

@@ -211,11 +211,7 @@ static void frequency_scaling(char *out, size_t len)
 void wx_machine_write_meta(const wx_machine *m, void *file)
 {
     FILE *f = file;
-    fputs("  \"os\": ", f); wx_json_str(f, m->os); fputs(",\n", f);
-    fputs("  \"kernel\": ", f); wx_json_str(f, m->kernel); fputs(",\n", f);
-    fputs("  \"machine\": ", f); wx_json_str(f, m->slug); fputs(",\n", f);
-    fputs("  \"chip\": ", f); wx_json_str(f, m->chip); fputs(",\n", f);
-    fputs("  \"arch\": ", f); wx_json_str(f, m->arch); fputs(",\n", f);
+    wx_machine_write_common(m, f);
     fputs("  \"cpu_features\": {\"hypervisor\": ", f); wx_json_tri(f, m->hypervisor);
     fputs(", \"pku\": ", f); wx_json_tri(f, m->pku);
     fputs(", \"ospke\": ", f); wx_json_tri(f, m->ospke);

@@ -744,11 +744,7 @@ static void json_bytes(FILE *f, const char *key, long long v, int comma)
 void wx_machine_write_meta(const wx_machine *m, void *file)
 {
     FILE *f = file;
-    fputs("  \"os\": ", f); wx_json_str(f, m->os); fputs(",\n", f);
-    fputs("  \"kernel\": ", f); wx_json_str(f, m->kernel); fputs(",\n", f);
-    fputs("  \"machine\": ", f); wx_json_str(f, m->slug); fputs(",\n", f);
-    fputs("  \"chip\": ", f); wx_json_str(f, m->chip); fputs(",\n", f);
-    fputs("  \"arch\": ", f); wx_json_str(f, m->arch); fputs(",\n", f);
+    wx_machine_write_common(m, f);
     char model[64] = "";
     sysctl_str("hw.model", model, sizeof model);
     fputs("  \"model\": ", f); wx_json_str(f, model); fputs(",\n", f);
