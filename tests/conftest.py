@@ -88,6 +88,14 @@ class Run:
         return [r for r in self.rows if all(r[k] == str(v) for k, v in kw.items())]
 
 
+def read_csv(path):
+    """(the header line, the rows as dicts) of a CSV file wxbench wrote."""
+    with open(path, newline="") as f:
+        first = f.readline().rstrip("\r\n")
+        f.seek(0)
+        return first, list(csv.DictReader(f))
+
+
 def run_wxbench(binary, out, *args, env=None, timeout=300):
     """Run binary --out out args...; returns a Run."""
     e = dict(os.environ)

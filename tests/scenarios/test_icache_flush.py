@@ -128,17 +128,6 @@ def test_rows_are_this_platform(quick_run, platform):
     assert must <= measured, must - measured
 
 
-def test_tlb_column(quick_run, platform):
-    """Counted exactly where /proc/interrupts has a TLB row (x86 Linux);
-    empty on arm64 Linux and on macOS."""
-    ok = [r for r in quick_run.select(scenario=SCENARIO) if r["status"] == "ok"]
-    assert ok
-    if platform.tlb_counted:
-        assert all(r["tlb_shootdowns_per_op"] != "" and float(r["tlb_shootdowns_per_op"]) >= 0 for r in ok)
-    else:
-        assert all(r["tlb_shootdowns_per_op"] == "" for r in ok)
-
-
 def test_write_code_strategy_does_not_apply(hook_run, platform):
     """test_hook must change permissions between writing and running code:
     one unsupported row per method saying the question does not apply."""

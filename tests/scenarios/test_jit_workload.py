@@ -6,13 +6,12 @@ build's test_hook (writable only inside write_code, like mapjit_callback,
 built on mprotect), which run wherever mprotect runs.
 
 Expectations come from the platform (conftest.Platform)."""
-import csv
 
 import pytest
 
 from conftest import (NO_SWITCH_STRATEGIES, QUICK_REPETITIONS, SCENARIO_TABLE, USER_STRATEGIES, assert_baseline_rows,
                       assert_exit_code, assert_measured, assert_unsupported_once, median_ns, ok_or_lost, run_wxbench)
-from conftest import PROCESS_WIDE_SWITCH
+from conftest import PROCESS_WIDE_SWITCH, read_csv
 
 SCENARIO = "jit_workload"
 CROSS_HEADER = "strategy,variant,core_class,repetition,patches,calls,current,in_flight,stale,torn,faulted"
@@ -22,13 +21,6 @@ SIZES = (64, 256, 1024)
 BATCHES = (1, 4, 16, 64, 256)
 QUICK_FUNCTIONS = 256
 VERIFIED = ("compile", "compile_baseline", "ic_patch", "ic_patch_baseline", "cross_thread", "cross_thread_nosync")
-
-
-def read_csv(path):
-    with open(path, newline="") as f:
-        first = f.readline().rstrip("\r\n")
-        f.seek(0)
-        return first, list(csv.DictReader(f))
 
 
 def assert_jit_rows(run, plat, strategy, reps=QUICK_REPETITIONS, functions=QUICK_FUNCTIONS):

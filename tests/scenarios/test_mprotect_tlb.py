@@ -68,17 +68,6 @@ def test_rows_are_this_platform(quick_run, platform):
     assert must <= measured, must - measured
 
 
-def test_tlb_column(quick_run, platform):
-    """Counted exactly where /proc/interrupts has a TLB row (x86 Linux);
-    empty on arm64 Linux and on macOS."""
-    ok = [r for r in quick_run.select(scenario=SCENARIO) if r["status"] == "ok"]
-    assert ok
-    if platform.tlb_counted:
-        assert all(r["tlb_shootdowns_per_op"] != "" and float(r["tlb_shootdowns_per_op"]) >= 0 for r in ok)
-    else:
-        assert all(r["tlb_shootdowns_per_op"] == "" for r in ok)
-
-
 def test_shootdowns_reach_threads_not_processes(quick_run, platform):
     if not platform.tlb_counted:
         pytest.skip(f"TLB shootdowns are counted only where /proc/interrupts has a TLB: row (x86 Linux); "

@@ -47,17 +47,6 @@ def test_rows_are_this_platform(quick_run, platform):
     assert platform.must_run <= measured, platform.must_run - measured
 
 
-def test_tlb_column(quick_run, platform):
-    """Counted exactly where /proc/interrupts has a TLB row (x86 Linux);
-    empty on arm64 Linux and on macOS."""
-    ok = [r for r in quick_run.select(scenario=SCENARIO) if r["status"] == "ok"]
-    assert ok
-    if platform.tlb_counted:
-        assert all(r["tlb_shootdowns_per_op"] != "" and float(r["tlb_shootdowns_per_op"]) >= 0 for r in ok)
-    else:
-        assert all(r["tlb_shootdowns_per_op"] == "" for r in ok)
-
-
 def test_ns_per_op_is_per_thread(quick_run):
     """ns_per_op is wall time per op of one thread (throughput = threads /
     ns_per_op) and iterations counts the ops of all threads, so ns_per_op x

@@ -60,17 +60,6 @@ def test_mprotect_costs_more_than_doing_nothing(quick_run, platform):
         assert median("mprotect", "redundant", cls) > median(ref, "redundant", cls), (ref, cls)
 
 
-def test_tlb_column(quick_run, platform):
-    """Counted exactly where /proc/interrupts has a TLB row (x86 Linux);
-    empty on arm64 Linux and on macOS."""
-    rows = quick_run.select(scenario="toggle_latency", strategy="mprotect", variant="flip")
-    assert rows
-    if platform.tlb_counted:
-        assert all(r["tlb_shootdowns_per_op"] != "" for r in rows)
-    else:
-        assert all(r["tlb_shootdowns_per_op"] == "" for r in rows)
-
-
 def test_write_code_strategy_rows(hook_run, platform):
     """test_hook (writable only inside write_code): flip, patch and the
     baseline measured, redundant unsupported saying write_code."""

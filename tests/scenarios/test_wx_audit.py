@@ -9,7 +9,6 @@ only inside write_code like mapjit_callback, built on mprotect).
 The audit of each strategy runs once per run, in a child of the run's own
 process, before the first wx_audit child of that strategy (bench/app/runner.c);
 its answers go to audit.csv and to the scenario's child."""
-import csv
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (USER_STRATEGIES, WRITE_CODE_STRATEGIES, assert_baseline_rows, assert_exit_code,
-                      assert_measured, assert_unsupported_once, flag, median_ns, run_wxbench)
+                      assert_measured, assert_unsupported_once, flag, median_ns, read_csv, run_wxbench)
 
 SCENARIO = "wx_audit"
 VARIANTS = ("exposure_window", "exposure_baseline")
@@ -48,13 +47,6 @@ KNOWN_AUDIT = {
 for _s in WRITE_CODE_STRATEGIES:
     KNOWN_AUDIT[_s] = {"writable_at_rest": "no", "permanent_writable_alias": "no",
                        **{p: "n/a" for p in WINDOW_PROPERTIES}}
-
-
-def read_csv(path):
-    with open(path, newline="") as f:
-        first = f.readline().rstrip("\r\n")
-        f.seek(0)
-        return first, list(csv.DictReader(f))
 
 
 def audit_of(run):
