@@ -43,17 +43,16 @@ import wxdata  # noqa: E402
 import wxstats  # noqa: E402
 
 
-def compare_runs(a: wxdata.Run, b: wxdata.Run, min_effect: float, scale: float = 1.0) -> list:
-    """(config label, Comparison) for every configuration with ok values in both runs."""
+def paired(a: wxdata.Run, b: wxdata.Run) -> list:
+    """(config of A, config of B) for every configuration with ok values in both runs."""
     other = {c.key: c for c in b.configs}
-    out = []
-    for ca in a.configs:
-        cb = other.get(ca.key)
-        if cb is None or not ca.n or not cb.n:
-            continue
-        name = "/".join(str(k) for k in ca.key)
-        out.append((ca.label(), wxstats.compare(ca.values(), cb.values() * scale, name, min_effect)))
-    return out
+    return [(ca, other[ca.key]) for ca in a.configs if ca.n and ca.key in other and other[ca.key].n]
+
+
+def compare_runs(pairs: list, min_effect: float, scale: float = 1.0) -> list:
+    """(config label, Comparison) for every pair of configurations (paired())."""
+    return [(ca.label(), wxstats.compare(ca.values(), cb.values() * scale, "/".join(str(k) for k in ca.key),
+                                         min_effect)) for ca, cb in pairs]
 
 
 def summarise(results: list) -> dict:
@@ -87,10 +86,11 @@ def main(argv=None) -> int:
     else:
         a, b = wxdata.open_run(args.run_a), wxdata.open_run(args.run_b)
     min_effect = args.min_effect / 100
-    same = compare_runs(a, b, min_effect)
+    pairs = paired(a, b)
+    same = compare_runs(pairs, min_effect)
     if not same:
         raise wxdata.NoData(f"{a.csv_path} and {b.csv_path}: no configuration with ok values in both")
-    shifted = compare_runs(a, b, min_effect, 1 + args.shift / 100)
+    shifted = compare_runs(pairs, min_effect, 1 + args.shift / 100)
     s, p = summarise(same), summarise(shifted)
     reps = sorted({c.n for c in a.configs if c.n} | {c.n for c in b.configs if c.n})
     lines = [
@@ -105,13 +105,7 @@ def main(argv=None) -> int:
         f"  power: with run B scaled by {1 + args.shift / 100:g}, {p['slower']} of {p['n']} called slower "
         f"({p['slower_rate']:.1%})",
     ]
-    pairs = []
-    other = {c.key: c for c in b.configs}
-    for ca in a.configs:
-        cb = other.get(ca.key)
-        if cb is not None and ca.n and cb.n:
-            pairs.append((ca.values(), cb.values()))
-    shift = wxstats.run_shift(pairs)
+    shift = wxstats.run_shift([(ca.values(), cb.values()) for ca, cb in pairs])
     da, db = a.drift(), b.drift()
     if shift:
         lines.append(f"  run-wide shift: B / A = {shift:.3f} (the median ratio over configurations)")

@@ -28,11 +28,9 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import re
 import sys
 import textwrap
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -310,6 +308,8 @@ class ConfigComparison:
     key: tuple          # wxdata.CONFIG_FIELDS values
     label: str
     cmp: wxstats.Comparison
+    base_values: np.ndarray  # the processes' ns_per_op in the base run
+    values: np.ndarray       # and in the other run
 
 
 def _pick(values: str | None) -> set | None:
@@ -328,7 +328,8 @@ def compare_configs(base: Side, other: Side, only: dict, min_effect: float) -> l
         if any(want is not None and getattr(ca, f) not in want for f, want in only.items()):
             continue
         name = "/".join(str(k) for k in key)
-        out.append(ConfigComparison(key, ca.label(), wxstats.compare(ca.values(), cb.values(), name, min_effect)))
+        va, vb = ca.values(), cb.values()
+        out.append(ConfigComparison(key, ca.label(), wxstats.compare(va, vb, name, min_effect), va, vb))
     order = {k: i for i, k in enumerate(a)}
     out.sort(key=lambda c: (c.key[0], wxdata.strategy_key(c.key[1]), order[c.key]))
     return out
@@ -348,13 +349,6 @@ def write_compare_csv(path: Path, rows: list[ConfigComparison]):
                         num(c.p_value), c.n_base, c.n, c.verdict])
 
 
-def paired_configs(base: Side, other: Side, rows: list[ConfigComparison]) -> list:
-    """(base config, other config) for every compared configuration with ok values in both."""
-    a = {c.key: c for c in base.run.configs}
-    b = {c.key: c for c in other.run.configs}
-    return [(a[r.key], b[r.key]) for r in rows if r.cmp.verdict != "missing"]
-
-
 def verdict_counts(rows: list[ConfigComparison]) -> dict:
     counts = {v: 0 for v in wxstats.VERDICTS}
     for r in rows:
@@ -372,7 +366,7 @@ def configs_section(doc: Doc, base: Side, other: Side, rows: list[ConfigComparis
     if compared:
         doc.p(f"{flagged} of {compared} ({flagged / compared:.1%}) are called faster or slower. Two runs of the same "
               "binary on the same machine should stay at or below 5% (run `make aa` to measure this machine).")
-    shift = wxstats.run_shift([(a.values(), b.values()) for a, b in paired_configs(base, other, rows)])
+    shift = wxstats.run_shift([(r.base_values, r.values) for r in rows if r.cmp.verdict != "missing"])
     if shift:
         drifts = [base.run.drift(), other.run.drift()]
         inside = ", ".join(f"{s.label} {d[0]:.3f}" if d else f"{s.label} n/a" for s, d in zip((base, other), drifts))

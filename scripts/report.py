@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import plot  # noqa: E402  (also selects the Agg backend)
 import wxdata  # noqa: E402
-from wxdata import fmt_ns, fmt_sig, fmt_value  # noqa: E402
+from wxdata import fmt_ns, fmt_value  # noqa: E402
 
 import numpy as np  # noqa: E402
 

@@ -898,20 +898,24 @@ def fmt_sig(x: float, digits: int = 3) -> str:
     return f"{x:.{decimals}f}"
 
 
-def fmt_ns(ns: float) -> str:
-    """A duration in nanoseconds, in the unit that keeps 1-999 before the point."""
+def ns_unit(ns: float) -> tuple[str, float]:
+    """The unit that keeps 1-999 before the point for a duration in nanoseconds, and its scale."""
     for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
         if abs(ns) >= scale:
-            return f"{fmt_sig(ns / scale)} {unit}"
-    return f"{fmt_sig(ns)} ns"
+            return unit, scale
+    return "ns", 1.0
+
+
+def fmt_ns(ns: float) -> str:
+    """A duration in nanoseconds, in the unit that keeps 1-999 before the point."""
+    unit, scale = ns_unit(ns)
+    return f"{fmt_sig(ns / scale)} {unit}"
 
 
 def fmt_ns_range(low: float, high: float, like: float) -> str:
     """low–high in the unit fmt_ns gives `like` (so that an interval reads in its median's unit)."""
-    for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
-        if abs(like) >= scale:
-            return f"{fmt_sig(low / scale)}–{fmt_sig(high / scale)} {unit}"
-    return f"{fmt_sig(low)}–{fmt_sig(high)} ns"
+    unit, scale = ns_unit(like)
+    return f"{fmt_sig(low / scale)}–{fmt_sig(high / scale)} {unit}"
 
 
 def fmt_value(value: float, unit: str) -> str:
