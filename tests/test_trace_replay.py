@@ -111,9 +111,15 @@ def test_trace_records_the_known_sequence_exactly(traced):
     assert mb[:8] == want_end[0][:8], mb
     assert rows[12]["detail"] == "MEMBARRIER_CMD_QUERY;syscall", rows[12]
     assert unmap == want_end[1], unmap
-    # times in order per process, durations measured
+    # times in order per process, durations measured, every time inside the run
     assert all(int(r["duration_ns"]) > 0 for r in rows)
-    assert [int(r["time_ns"]) for r in rows] == sorted(int(r["time_ns"]) for r in rows)
+    times = [int(r["time_ns"]) for r in rows]
+    assert times == sorted(times)
+    wall = json.loads((out / "summary.json").read_text())["wall_ns"]
+    assert 0 < times[0] and times[-1] + int(rows[-1]["duration_ns"]) < wall, (times, wall)
+    # the target sleeps 30 ms between its fourth call and the second thread's first: the clock the
+    # trace's times come from (a counter turned into ns where the kernel's clock is that counter) says so
+    assert 30e6 <= times[4] - times[3] < 1e9, times
     # region sizes
     assert {r["region_size"] for r in rows if region(r) == "A"} == {str(4 * P)}
     assert {r["region_size"] for r in rows if region(r) == "B"} == {str(2 * P)}

@@ -7,6 +7,7 @@
  *   mprotect  A, 4 P: mixed -> rw-
  *   (a return instruction written at A, run once A is executable)
  *   mprotect  A, 4 P: rw- -> r-x
+ * (30 ms asleep)
  * process 1, thread 2 (started and joined by thread 1):
  *   mmap      B: 2 P, r-x
  *   mprotect  B, 2 P: r-x -> rw-
@@ -16,7 +17,7 @@
  *   mprotect  A + 3 P, P: r-x -> rw-
  *   mprotect  A + 3 P, P: rw- -> r-x
  *   then it runs this program again (exec) with the argument "exec":
- * process 3 (the program process 2 ran; exits with 0):
+ * process 3 (the program process 2 ran; leaves with _exit(0)):
  *   mmap      C: P, r-x
  *   munmap    C, P
  * process 1, thread 1 again:
@@ -66,7 +67,7 @@ int main(int argc, char **argv)
         void *c = mmap(NULL, P, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (c == MAP_FAILED || munmap(c, P) != 0)
             die("exec: C");
-        return 0;
+        _exit(0); /* past the exit handlers: the interposer's _exit hook writes its records */
     }
     unsigned char *a = mmap(NULL, 4 * P, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (a == MAP_FAILED)
@@ -89,6 +90,7 @@ int main(int argc, char **argv)
     ((void (*)(void))(void *)a)();
 #endif
 
+    usleep(30000); /* a known gap: the trace's clock is checked against it */
     pthread_t t;
     if (pthread_create(&t, NULL, second_thread, NULL) != 0 || pthread_join(t, NULL) != 0)
         die("thread");

@@ -8,8 +8,17 @@
  * and errno are handed back untouched.
  *
  * Cost per call: two clock reads, one uncontended mutex, a lookup in the
- * process's table of mappings and a 96-byte store into a shared mapping of
- * the file (no system call; the file grows by a window every 32768 records).
+ * process's table of mappings and a 96-byte store into a buffer in the
+ * library's own memory. The buffer goes to the file (open, pwrite, close)
+ * when it holds BUF_RECORDS records, FLUSH_NS after the first of them, and
+ * at every end of the image: exit, _exit, exec, and before a fork. While
+ * recording, the interposer maps no memory of its own (its buffer, its
+ * table of mappings and its mincore vector are in its .bss): one mapping
+ * more in the process changes what the program's own mprotect calls cost
+ * (the kernel's tree of mappings; docs/trace-replay.md, "What tracing
+ * costs"), so the traced program keeps the layout it has under the idle
+ * library. A program killed by a signal loses the records not yet written
+ * (at most BUF_RECORDS calls, made within FLUSH_NS of each other).
  *
  * Followed: every thread (the calls are caught whichever thread makes them),
  * fork children (a new file, the table of mappings inherited), programs
@@ -54,7 +63,10 @@
 #endif
 
 #define EXPORT __attribute__((visibility("default")))
-#define WINDOW_RECORDS 32768u /* records per mapped window of the file */
+#define BUF_RECORDS 4096u          /* records kept before they are written ... */
+#define FLUSH_NS 20000000ull       /* ... or at most this long after the first of them */
+#define STATIC_REGIONS 4096u       /* mappings the table holds without mapping memory */
+#define VEC_PAGES 32768u           /* pages per mincore call */
 
 /* ------------------------------------------------------------------------
  * The real functions
@@ -68,6 +80,13 @@ static struct {
     int (*mprotect)(void *, size_t, int);
     int (*madvise)(void *, size_t, int);
     long (*syscall)(long, ...);
+    int (*execve)(const char *, char *const[], char *const[]);
+    int (*execv)(const char *, char *const[]);
+    int (*execvp)(const char *, char *const[]);
+    int (*execvpe)(const char *, char *const[], char *const[]);
+    int (*fexecve)(int, char *const[], char *const[]);
+    void (*exit_now)(int);
+    void (*exit_now2)(int);
     int resolved;
 } real;
 
@@ -83,6 +102,13 @@ static void resolve(void)
     real.mprotect = (int (*)(void *, size_t, int))dlsym(RTLD_NEXT, "mprotect");
     real.madvise = (int (*)(void *, size_t, int))dlsym(RTLD_NEXT, "madvise");
     real.syscall = (long (*)(long, ...))dlsym(RTLD_NEXT, "syscall");
+    real.execve = (int (*)(const char *, char *const[], char *const[]))dlsym(RTLD_NEXT, "execve");
+    real.execv = (int (*)(const char *, char *const[]))dlsym(RTLD_NEXT, "execv");
+    real.execvp = (int (*)(const char *, char *const[]))dlsym(RTLD_NEXT, "execvp");
+    real.execvpe = (int (*)(const char *, char *const[], char *const[]))dlsym(RTLD_NEXT, "execvpe");
+    real.fexecve = (int (*)(int, char *const[], char *const[]))dlsym(RTLD_NEXT, "fexecve");
+    real.exit_now = (void (*)(int))dlsym(RTLD_NEXT, "_exit");
+    real.exit_now2 = (void (*)(int))dlsym(RTLD_NEXT, "_Exit");
     __atomic_store_n(&real.resolved, 1, __ATOMIC_RELEASE);
 }
 #define REAL(f) (resolve(), real.f)
@@ -112,7 +138,7 @@ typedef struct region {
     uint64_t size;
     uint32_t flags;       /* WXT_F_JIT, WXT_F_SYNTHETIC */
     int code;             /* ever executable or MAP_JIT */
-    int overflow;         /* more runs than SEGMAX: protections unknown from then on */
+    int overflow;         /* more runs than SEGMAX: protections unknown until one call covers the region */
     size_t nsegs;
     seg segs[SEGMAX];
 } region;
@@ -121,9 +147,22 @@ static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static int g_on;                 /* recording */
 static char g_dir[2048];         /* WXTRACE_DIR */
 static char g_path[2300];        /* this image's file */
-static wxt_header *g_hdr;        /* its header page */
-static wxt_record *g_win;        /* the mapped window of records */
-static uint64_t g_win_first;     /* index of the window's first record */
+static union {
+    wxt_header h;
+    char page[WXT_HEADER_BYTES];
+} g_header;                      /* its header page, as written at the file's start */
+static wxt_header *g_hdr = &g_header.h;
+static wxt_record g_buf[BUF_RECORDS]; /* records not written yet */
+static size_t g_nbuf;
+static uint64_t g_buf_since;     /* t0 of the first of them */
+static uint64_t g_written;       /* records in the file */
+static int g_ended;              /* the image's end was recorded: write every later record at once */
+static region g_static_regions[STATIC_REGIONS];
+#if defined(__APPLE__)
+static char g_vec[VEC_PAGES];
+#else
+static unsigned char g_vec[VEC_PAGES];
+#endif
 static long g_page;
 static region *g_regions;        /* sorted by base */
 static size_t g_nregions, g_capregions;
@@ -159,35 +198,30 @@ static uint32_t my_tid(void)
     return t_tid;
 }
 
-/* Map the window holding record index i (the file grows to hold it). */
-static int map_window(uint64_t i)
+/* Write the buffered records, then the header with their count, to the
+ * file (lock held, or single-threaded). The file is opened and closed each
+ * time: no descriptor stays open for the program to close or reuse.
+ * errno is left as it was. */
+static void flush(void)
 {
-    uint64_t first = i / WINDOW_RECORDS * WINDOW_RECORDS;
-    size_t wbytes = (size_t)WINDOW_RECORDS * sizeof(wxt_record);
-    off_t off = (off_t)(WXT_HEADER_BYTES + first * sizeof(wxt_record));
-    int fd = open(g_path, O_RDWR | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    if (ftruncate(fd, off + (off_t)wbytes) != 0) {
+    if (!g_on)
+        return;
+    int saved = errno;
+    size_t bytes = g_nbuf * sizeof(wxt_record);
+    int fd = open(g_path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || (bytes && pwrite(fd, g_buf, bytes, (off_t)(WXT_HEADER_BYTES + g_written * sizeof(wxt_record))) !=
+                                (ssize_t)bytes))
+        g_hdr->lost += (uint32_t)g_nbuf;
+    else
+        g_written += g_nbuf;
+    g_nbuf = 0;
+    g_hdr->count = g_written;
+    if (fd >= 0) {
+        if (pwrite(fd, g_hdr, sizeof *g_hdr, 0) != (ssize_t)sizeof *g_hdr)
+            g_hdr->lost++; /* (the file keeps its older header) */
         close(fd);
-        return -1;
     }
-#if defined(MAP_POPULATE)
-    /* Faulted in now, once per window, rather than one page fault inside
-     * the program's calls every 42 records. */
-    const int populate = MAP_POPULATE;
-#else
-    const int populate = 0;
-#endif
-    void *w = REAL(mmap)(NULL, wbytes, PROT_READ | PROT_WRITE, MAP_SHARED | populate, fd, off);
-    close(fd);
-    if (w == MAP_FAILED)
-        return -1;
-    if (g_win)
-        REAL(munmap)(g_win, wbytes);
-    g_win = w;
-    g_win_first = first;
-    return 0;
+    errno = saved;
 }
 
 /* Start this image's file (lock held or single-threaded). */
@@ -197,18 +231,11 @@ static void open_file(uint32_t started)
     uint64_t t = now_ns();
     snprintf(name, sizeof name, "%d-%llu.wxt", (int)getpid(), (unsigned long long)t);
     snprintf(g_path, sizeof g_path, "%s/raw/%s", g_dir, name);
-    int fd = open(g_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return;
-    if (ftruncate(fd, WXT_HEADER_BYTES) != 0) {
-        close(fd);
-        return;
-    }
-    void *h = REAL(mmap)(NULL, WXT_HEADER_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd);
-    if (h == MAP_FAILED)
-        return;
-    g_hdr = h;
+    memset(&g_header, 0, sizeof g_header);
+    g_nbuf = 0;
+    g_written = 0;
+    g_ended = 0;
+    g_hdr->magic = WXT_MAGIC;
     g_hdr->version = 1;
     g_hdr->record_size = sizeof(wxt_record);
     g_hdr->pid = (int32_t)getpid();
@@ -222,11 +249,12 @@ static void open_file(uint32_t started)
         n = 0;
     g_hdr->exe[n] = 0;
 #endif
-    g_win = NULL;
-    if (map_window(0) != 0)
+    int fd = open(g_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0)
         return;
-    __atomic_store_n(&g_hdr->magic, (uint64_t)WXT_MAGIC, __ATOMIC_RELEASE);
-    g_on = 1;
+    int ok = pwrite(fd, &g_header, sizeof g_header, 0) == (ssize_t)sizeof g_header;
+    close(fd);
+    g_on = ok;
 }
 
 /* The next record slot (lock held), or NULL. */
@@ -234,20 +262,18 @@ static wxt_record *slot(void)
 {
     if (!g_on)
         return NULL;
-    uint64_t i = g_hdr->count;
-    if (i < g_win_first || i >= g_win_first + WINDOW_RECORDS) {
-        if (map_window(i) != 0) {
-            g_hdr->lost++;
-            return NULL;
-        }
-    }
-    return &g_win[i - g_win_first];
+    if (g_nbuf == BUF_RECORDS)
+        flush();
+    return &g_buf[g_nbuf];
 }
 
 static void commit(wxt_record *r)
 {
     r->valid = WXT_VALID;
-    __atomic_store_n(&g_hdr->count, g_hdr->count + 1, __ATOMIC_RELEASE);
+    if (g_nbuf++ == 0)
+        g_buf_since = r->t0;
+    if (g_ended || (r->t0 > g_buf_since && r->t0 - g_buf_since > FLUSH_NS))
+        flush();
 }
 
 /* ---- the table of mappings (lock held) ---- */
@@ -269,6 +295,12 @@ static region *find(uintptr_t a)
 
 static void seg_put(region *r, uint64_t start, uint64_t end, int prot)
 {
+    if (start == 0 && end >= r->size) { /* the whole region (the common switch of a JIT's code area) */
+        r->segs[0] = (seg){0, r->size, prot};
+        r->nsegs = 1;
+        r->overflow = 0;
+        return;
+    }
     /* Cut [start, end) out of the runs, then insert it, then merge neighbours. */
     seg out[SEGMAX + 3];
     size_t n = 0;
@@ -336,15 +368,18 @@ static int seg_get(const region *r, uint64_t start, uint64_t end)
 
 static region *add_region(uintptr_t base, uint64_t size, int prot, uint32_t flags)
 {
+    if (!g_regions) {
+        g_regions = g_static_regions;
+        g_capregions = STATIC_REGIONS;
+    }
     if (g_nregions == g_capregions) {
         size_t cap = g_capregions ? g_capregions * 2 : 64;
         void *n = REAL(mmap)(NULL, cap * sizeof(region), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (n == MAP_FAILED)
             return NULL;
-        if (g_regions) {
-            memcpy(n, g_regions, g_nregions * sizeof(region));
+        memcpy(n, g_regions, g_nregions * sizeof(region));
+        if (g_regions != g_static_regions)
             REAL(munmap)(g_regions, g_capregions * sizeof(region));
-        }
         g_regions = n;
         g_capregions = cap;
     }
@@ -376,47 +411,48 @@ static uint64_t page_up(uint64_t n)
     return (n + (uint64_t)g_page - 1) / (uint64_t)g_page * (uint64_t)g_page;
 }
 
-/* Record the resident pages of code region r (lock held). */
+/* One WXT_RESIDENT record: pages [first, end) of r. */
+static void resident_run(region *r, uint64_t first, uint64_t end)
+{
+    wxt_record *rec = slot();
+    if (!rec)
+        return;
+    memset(rec, 0, sizeof *rec);
+    rec->t0 = now_ns();
+    rec->tid = my_tid();
+    rec->call = WXT_RESIDENT;
+    rec->region = r->id;
+    rec->off = first * (uint64_t)g_page;
+    rec->len = (end - first) * (uint64_t)g_page;
+    rec->region_size = r->size;
+    rec->prot_before = rec->prot_after = seg_get(r, rec->off, rec->off + rec->len);
+    commit(rec);
+}
+
+/* Record the resident pages of code region r (lock held): mincore, VEC_PAGES
+ * pages at a time, into the library's own vector. */
 static void record_resident(region *r)
 {
     if (!r->code || !g_on)
         return;
-    uint64_t pages = r->size / (uint64_t)g_page;
-    size_t vbytes = (size_t)page_up(pages ? pages : 1);
-#if defined(__APPLE__)
-    char *vec = REAL(mmap)(NULL, vbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-#else
-    unsigned char *vec = REAL(mmap)(NULL, vbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-#endif
-    if ((void *)vec == MAP_FAILED)
-        return;
-    if (mincore((void *)r->base, r->size, vec) == 0) {
-        uint64_t i = 0;
-        while (i < pages) {
-            if (!(vec[i] & 1)) {
-                i++;
-                continue;
+    const uint64_t pages = r->size / (uint64_t)g_page;
+    uint64_t run = UINT64_MAX; /* first page of the run being read, if any */
+    for (uint64_t c = 0; c < pages; c += VEC_PAGES) {
+        const uint64_t n = pages - c < VEC_PAGES ? pages - c : VEC_PAGES;
+        if (mincore((void *)(r->base + c * (uint64_t)g_page), (size_t)(n * (uint64_t)g_page), g_vec) != 0)
+            return; /* (the runs recorded so far stand; the one being read is not known to be whole) */
+        for (uint64_t i = 0; i < n; i++) {
+            const int in = g_vec[i] & 1;
+            if (in && run == UINT64_MAX)
+                run = c + i;
+            else if (!in && run != UINT64_MAX) {
+                resident_run(r, run, c + i);
+                run = UINT64_MAX;
             }
-            uint64_t j = i;
-            while (j < pages && (vec[j] & 1))
-                j++;
-            wxt_record *rec = slot();
-            if (!rec)
-                break;
-            memset(rec, 0, sizeof *rec);
-            rec->t0 = now_ns();
-            rec->tid = my_tid();
-            rec->call = WXT_RESIDENT;
-            rec->region = r->id;
-            rec->off = i * (uint64_t)g_page;
-            rec->len = (j - i) * (uint64_t)g_page;
-            rec->region_size = r->size;
-            rec->prot_before = rec->prot_after = seg_get(r, rec->off, rec->off + rec->len);
-            commit(rec);
-            i = j;
         }
     }
-    REAL(munmap)(vec, vbytes);
+    if (run != UINT64_MAX)
+        resident_run(r, run, pages);
 }
 
 /* Remove [a, a + len) from the table (munmap, or a MAP_FIXED mapping over
@@ -454,9 +490,12 @@ static void unmap_range(uintptr_t a, uint64_t len, wxt_record *rec, int resident
  * Start, fork, end
  * --------------------------------------------------------------------- */
 
+/* Before a fork: what is buffered goes to this image's file (the child
+ * would otherwise start with a copy of it). */
 static void at_fork_prepare(void)
 {
     pthread_mutex_lock(&g_lock);
+    flush();
 }
 
 static void at_fork_parent(void)
@@ -469,10 +508,6 @@ static void at_fork_child(void)
 {
     t_tid = 0;
     if (g_on) {
-        REAL(munmap)(g_win, (size_t)WINDOW_RECORDS * sizeof(wxt_record));
-        REAL(munmap)(g_hdr, WXT_HEADER_BYTES);
-        g_win = NULL;
-        g_hdr = NULL;
         g_on = 0;
         open_file(WXT_START_FORK);
     }
@@ -487,8 +522,17 @@ __attribute__((constructor(101))) static void wxt_start(void)
 #endif
     g_page = sysconf(_SC_PAGESIZE);
     const char *d = getenv(WXT_ENV_DIR);
-    if (d && d[0] && strlen(d) < sizeof g_dir) {
-        snprintf(g_dir, sizeof g_dir, "%s", d);
+    char cwd[1024] = "";
+    /* The file is opened again at every write: a relative directory would
+     * follow the program's chdir. */
+    if (d && d[0] && d[0] != '/' && !getcwd(cwd, sizeof cwd))
+        d = NULL;
+    const size_t nc = strlen(cwd), nd = d ? strlen(d) : 0;
+    if (d && d[0] && nc + 1 + nd < sizeof g_dir) {
+        memcpy(g_dir, cwd, nc);
+        if (nc)
+            g_dir[nc] = '/';
+        memcpy(g_dir + nc + (nc ? 1 : 0), d, nd + 1);
         pthread_mutex_lock(&g_lock);
         open_file(WXT_START_EXEC);
         pthread_mutex_unlock(&g_lock);
@@ -497,17 +541,47 @@ __attribute__((constructor(101))) static void wxt_start(void)
     t_busy--;
 }
 
-__attribute__((destructor)) static void wxt_end(void)
+/* Whether this is the process the image's file belongs to: not a vfork
+ * child borrowing its parent's memory (whose calls to _exit or exec end
+ * nothing of the parent's). */
+static int own_process(void)
+{
+    return g_on && g_hdr->pid == (int32_t)getpid();
+}
+
+/* The image's end (exit handlers, _exit, exit_group): the resident pages of
+ * every code region, the end time, everything written. Calls made after it
+ * (later exit handlers) are written one by one. */
+static void image_end(void)
 {
     t_busy++;
     pthread_mutex_lock(&g_lock);
-    if (g_on) {
+    if (own_process() && !g_ended) {
         for (size_t i = 0; i < g_nregions; i++)
             record_resident(&g_regions[i]);
         g_hdr->end_ns = now_ns();
+        g_ended = 1;
+        flush();
     }
     pthread_mutex_unlock(&g_lock);
     t_busy--;
+}
+
+/* Before exec replaces the image: everything written (the new program, if
+ * the library is loaded into it, starts a file of its own; end_ns stays 0). */
+static void before_exec(void)
+{
+    t_busy++;
+    pthread_mutex_lock(&g_lock);
+    if (own_process())
+        flush();
+    pthread_mutex_unlock(&g_lock);
+    t_busy--;
+}
+
+__attribute__((destructor)) static void wxt_end(void)
+{
+    image_end();
 }
 
 /* ------------------------------------------------------------------------
@@ -849,6 +923,10 @@ EXPORT long syscall(long n, ...)
     long a1 = va_arg(ap, long), a2 = va_arg(ap, long), a3 = va_arg(ap, long);
     long a4 = va_arg(ap, long), a5 = va_arg(ap, long), a6 = va_arg(ap, long);
     va_end(ap);
+    if (n == SYS_execve && tracing())
+        before_exec();
+    else if (n == SYS_exit_group && tracing())
+        image_end();
     int watched = 0;
 #ifdef SYS_membarrier
     watched |= n == SYS_membarrier;
@@ -883,6 +961,89 @@ EXPORT long syscall(long n, ...)
 #endif
     errno = err;
     return rc;
+}
+
+/* The ends of an image that skip the exit handlers: exec (every libc
+ * entry, since libc's own calls between them are not interposable) and
+ * _exit. What is buffered is written first. */
+EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+    before_exec();
+    return REAL(execve)(path, argv, envp);
+}
+
+EXPORT int execv(const char *path, char *const argv[])
+{
+    before_exec();
+    return REAL(execv)(path, argv);
+}
+
+EXPORT int execvp(const char *file, char *const argv[])
+{
+    before_exec();
+    return REAL(execvp)(file, argv);
+}
+
+EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+    before_exec();
+    return REAL(execvpe)(file, argv, envp);
+}
+
+EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+    before_exec();
+    return REAL(fexecve)(fd, argv, envp);
+}
+
+/* execl, execlp, execle: the arguments gathered into an array (on the
+ * stack: no allocation between vfork and exec). */
+#define WXT_MAX_EXECL_ARGS 4096
+#define GATHER_ARGS(first, ap, argv, n)                                                                                char *argv[WXT_MAX_EXECL_ARGS + 1];                                                                                size_t n = 0;                                                                                                      argv[n++] = (char *)(first);                                                                                       while (argv[n - 1] && n <= WXT_MAX_EXECL_ARGS)                                                                         argv[n++] = va_arg(ap, char *);                                                                                if (argv[n - 1]) {                                                                                                     va_end(ap);                                                                                                        errno = E2BIG;                                                                                                     return -1;                                                                                                     }
+
+EXPORT int execl(const char *path, const char *arg, ...)
+{
+    va_list ap;
+    va_start(ap, arg);
+    GATHER_ARGS(arg, ap, argv, n);
+    va_end(ap);
+    (void)n;
+    return execv(path, argv);
+}
+
+EXPORT int execlp(const char *file, const char *arg, ...)
+{
+    va_list ap;
+    va_start(ap, arg);
+    GATHER_ARGS(arg, ap, argv, n);
+    va_end(ap);
+    (void)n;
+    return execvp(file, argv);
+}
+
+EXPORT int execle(const char *path, const char *arg, ...)
+{
+    va_list ap;
+    va_start(ap, arg);
+    GATHER_ARGS(arg, ap, argv, n);
+    char *const *envp = va_arg(ap, char *const *);
+    va_end(ap);
+    (void)n;
+    return execve(path, argv, envp);
+}
+
+EXPORT void _exit(int status)
+{
+    image_end();
+    REAL(exit_now)(status);
+    __builtin_unreachable();
+}
+
+EXPORT void _Exit(int status)
+{
+    image_end();
+    REAL(exit_now2)(status);
+    __builtin_unreachable();
 }
 
 #endif /* __linux__ */
