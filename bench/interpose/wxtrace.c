@@ -1233,4 +1233,20 @@ static kern_return_t wxt_mach_vm_protect(vm_map_t task, mach_vm_address_t addr, 
 }
 WXT_INTERPOSE(wxt_mach_vm_protect, mach_vm_protect);
 
+/* The ends of an image that skip the exit handlers. libSystem's exec
+ * family reaches execve from another image, so one hook catches them all. */
+static int wxt_execve(const char *path, char *const argv[], char *const envp[])
+{
+    before_exec();
+    return execve(path, argv, envp);
+}
+WXT_INTERPOSE(wxt_execve, execve);
+
+static void wxt_exit_now(int status)
+{
+    image_end();
+    _exit(status);
+}
+WXT_INTERPOSE(wxt_exit_now, _exit);
+
 #endif /* __APPLE__ */
