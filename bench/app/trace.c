@@ -887,10 +887,11 @@ static int write_trace(const traced *t, image *ims, size_t nim)
         for (size_t k = i + 1; k < nim; k++)
             replaced |= ims[k].h.pid == ims[i].h.pid && strcmp(ims[k].started, "exec") == 0;
         if (!ims[i].h.end_ns && !replaced)
-            fprintf(stderr, "wxbench trace: warning: process %d (pid %d, %s) did not reach its exit handlers: it was "
-                    "killed, called _exit, or ran a program into which the interposer was not loaded (%s removed, "
-                    "a static or set-user-ID program): what that program did is not in the trace, and its resident "
-                    "pages are those seen at its munmap calls\n",
+            fprintf(stderr, "wxbench trace: warning: process %d (pid %d, %s) did not reach its end (exit, _exit or "
+                    "exec): it was killed (its calls since the interposer last wrote them, at most 4096, are "
+                    "missing), or ran a program into which the interposer was not loaded (%s removed, a static or "
+                    "set-user-ID program), whose calls are not in the trace; its resident pages are those seen at "
+                    "its munmap calls\n",
                     ims[i].index, (int)ims[i].h.pid, ims[i].h.exe, PRELOAD_VAR);
     }
     if (lost)
@@ -1076,10 +1077,10 @@ int wx_trace_main(int argc, char **argv)
     }
     if (records == 0 && unseen >= 0) {
         fprintf(stderr,
-                "wxbench trace: nothing was recorded, and %s (pid %d) did not reach its exit handlers: it ran a "
-                "program into which the interposer was not loaded (%s removed from the environment, a static or "
-                "set-user-ID program), or it was killed or called _exit. No trace was written: it would claim "
-                "that no W^X call was made.\n",
+                "wxbench trace: nothing was recorded, and %s (pid %d) did not reach its end (exit, _exit or exec): "
+                "it ran a program into which the interposer was not loaded (%s removed from the environment, a "
+                "static or set-user-ID program), or it was killed before the interposer wrote anything. No trace "
+                "was written: it would claim that no W^X call was made.\n",
                 ims[unseen].h.exe, (int)ims[unseen].h.pid, PRELOAD_VAR);
         rmdir(dir);
         return WX_EXIT_USAGE;

@@ -9,10 +9,17 @@ repository root after make:
 
 Prints each mode's median wall time and its runs, the median CPU time
 (user + system, from wait4: less sensitive to other programs on a shared
-machine), and the ratios. The
+machine), and the ratios, each with its 95% interval (percentile bootstrap
+of the ratio of the two modes' medians, 4000 resamples, seeded), then the
+paired ratios: each round runs the three modes back to back, so the median
+over rounds of (mode / plain within the round) leaves out most of a shared
+host's drift, which moves whole rounds; its interval is a bootstrap over
+rounds. On a machine whose runs scatter by 15%, the paired interval is what
+says whether a ratio of 1.05 is the interposer or the host. The
 interposer's files go to a scratch directory ($RAWDIR or the system's
 temporary folder) removed after each run."""
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -21,6 +28,33 @@ import tempfile
 import time
 
 MODES = ("plain", "loaded", "traced")
+
+
+def interval(a, b, resamples=4000):
+    """95% percentile-bootstrap interval of median(a) / median(b)."""
+    rng = random.Random(20261201)
+    r = sorted(statistics.median(rng.choices(a, k=len(a))) / statistics.median(rng.choices(b, k=len(b)))
+               for _ in range(resamples))
+    return r[int(0.025 * resamples)], r[int(0.975 * resamples) - 1]
+
+
+def paired(d):
+    """Median over rounds of mode / plain in the same round, with a bootstrap interval over rounds."""
+    parts = []
+    for x in ("traced", "loaded"):
+        r = [a / b for a, b in zip(d[x], d["plain"])]
+        rng = random.Random(20261201)
+        boot = sorted(statistics.median(rng.choices(r, k=len(r))) for _ in range(4000))
+        parts.append(f"{x} / plain = {statistics.median(r):.3f} ({boot[100]:.3f}-{boot[3899]:.3f})")
+    return "; ".join(parts)
+
+
+def ratios(d):
+    parts = []
+    for x, y in (("traced", "plain"), ("loaded", "plain"), ("traced", "loaded")):
+        lo, hi = interval(d[x], d[y])
+        parts.append(f"{x} / {y} = {statistics.median(d[x]) / statistics.median(d[y]):.3f} ({lo:.3f}-{hi:.3f})")
+    return "; ".join(parts)
 
 
 def main(argv):
@@ -54,13 +88,13 @@ def main(argv):
     med = {m: statistics.median(v) for m, v in runs.items()}
     for m in MODES:
         print(f"{m:7s} median {med[m] * 1e3:8.1f} ms   runs {' '.join(f'{x * 1e3:.0f}' for x in runs[m])}")
-    print(f"wall: traced / plain = {med['traced'] / med['plain']:.3f}; loaded / plain = "
-          f"{med['loaded'] / med['plain']:.3f}; traced / loaded = {med['traced'] / med['loaded']:.3f}")
+    print(f"wall: {ratios(runs)}")
     mc = {m: statistics.median(v) for m, v in cpu.items()}
     for m in MODES:
         print(f"{m:7s} CPU median {mc[m] * 1e3:8.1f} ms")
-    print(f"CPU:  traced / plain = {mc['traced'] / mc['plain']:.3f}; loaded / plain = "
-          f"{mc['loaded'] / mc['plain']:.3f}; traced / loaded = {mc['traced'] / mc['loaded']:.3f}")
+    print(f"CPU:  {ratios(cpu)}")
+    print(f"paired, wall: {paired(runs)}")
+    print(f"paired, CPU:  {paired(cpu)}")
 
 
 if __name__ == "__main__":
