@@ -5,9 +5,11 @@
  * program an exec started) writes one file, DIR/raw/<pid>-<start ns>.wxt:
  * a header page, then fixed-size records, one per intercepted call (and, at
  * the end of the image, one per run of resident pages of each code region).
- * The file is a shared mapping, so what was written survives an exec, a
- * crash or _exit. Records carry raw values; names, filtering (only code
- * regions) and CSV are the reader's job. */
+ * The interposer writes records in batches (and always before an exec, a
+ * fork and at the image's end: exit, _exit, exit_group); the header's count
+ * says how many of the file's records are whole. A process killed by a
+ * signal loses the records not written yet. Records carry raw values; names,
+ * filtering (only code regions) and CSV are the reader's job. */
 #ifndef WXTRACE_FORMAT_H
 #define WXTRACE_FORMAT_H
 
@@ -83,7 +85,7 @@ typedef struct wxt_header {
     uint32_t started;      /* WXT_START_* */
     uint32_t page_size;
     uint64_t start_ns;     /* CLOCK_MONOTONIC at the image's start (fork: at the fork) */
-    uint64_t end_ns;       /* at its end (0: it never reached its end: exec, crash, _exit) */
+    uint64_t end_ns;       /* at its end: exit handlers, _exit, exit_group (0: it never reached one: exec, killed) */
     volatile uint64_t count; /* records written */
     uint32_t lost;         /* records that could not be written (file could not grow) */
     uint32_t pad;
