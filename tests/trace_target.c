@@ -25,14 +25,20 @@
  *   munmap    A, 4 P
  *   and on memory that is never executable (no row): mmap D rw-,
  *   mprotect D r--, munmap D.
- * Exit status 3 (the tests check that wxbench trace passes it on). */
+ * Exit status 3 (the tests check that wxbench trace passes it on).
+ *
+ * With the argument "signal-exit" it switches one page back and forth until
+ * a timer's signal handler calls _exit(0), mostly while inside one of the
+ * interposer's hooks (the tests check that this ends the program). */
 #define _GNU_SOURCE 1
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -60,9 +66,33 @@ static void *second_thread(void *arg)
     return NULL;
 }
 
+static void leave_now(int sig)
+{
+    (void)sig;
+    _exit(0);
+}
+
+/* "signal-exit": switch a page back and forth until a timer's signal
+ * handler calls _exit, wherever the program is then (inside the
+ * interposer's hooks, most of the time). Exits 0; never returns. */
+__attribute__((noreturn)) static void signal_exit(void)
+{
+    char *p = mmap(NULL, P, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        die("mmap");
+    signal(SIGALRM, leave_now);
+    struct itimerval it = {.it_value = {.tv_sec = 0, .tv_usec = 2000}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    for (;;)
+        if (mprotect(p, P, PROT_READ | PROT_WRITE) != 0 || mprotect(p, P, PROT_READ | PROT_EXEC) != 0)
+            die("mprotect");
+}
+
 int main(int argc, char **argv)
 {
     P = sysconf(_SC_PAGESIZE);
+    if (argc == 2 && strcmp(argv[1], "signal-exit") == 0)
+        signal_exit();
     if (argc == 2 && strcmp(argv[1], "exec") == 0) {
         void *c = mmap(NULL, P, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (c == MAP_FAILED || munmap(c, P) != 0)

@@ -170,7 +170,11 @@ static uint32_t g_next_id = 1;
 /* Initial-exec TLS: a preloaded library's thread variables sit in the
  * static TLS block, read without a call to __tls_get_addr. */
 #define WXT_TLS __thread __attribute__((tls_model("initial-exec")))
-static WXT_TLS int t_busy;      /* inside the interposer: calls go straight to the real function */
+/* Inside the interposer: calls go straight to the real function. Volatile:
+ * a signal handler that interrupts a hook must see it set (without it, the
+ * compiler may set it after taking the lock, and a handler's _exit hook then
+ * waits for a lock its own thread holds). */
+static WXT_TLS volatile int t_busy;
 static WXT_TLS uint32_t t_tid;
 
 /* The clock wxbench's wx_now_ns reads (trace times are relative to its start). */
@@ -551,9 +555,13 @@ static int own_process(void)
 
 /* The image's end (exit handlers, _exit, exit_group): the resident pages of
  * every code region, the end time, everything written. Calls made after it
- * (later exit handlers) are written one by one. */
+ * (later exit handlers) are written one by one. A thread already inside a
+ * hook (a signal handler that calls _exit while the hook holds the lock)
+ * skips it: its last records are lost rather than the process hung. */
 static void image_end(void)
 {
+    if (t_busy)
+        return; /* called from inside a hook of this thread (a signal handler's _exit): the lock is ours already */
     t_busy++;
     pthread_mutex_lock(&g_lock);
     if (own_process() && !g_ended) {
@@ -571,6 +579,8 @@ static void image_end(void)
  * the library is loaded into it, starts a file of its own; end_ns stays 0). */
 static void before_exec(void)
 {
+    if (t_busy)
+        return; /* (as in image_end) */
     t_busy++;
     pthread_mutex_lock(&g_lock);
     if (own_process())
