@@ -543,6 +543,17 @@ def victim_lost(r):
     return r["variant"] in VICTIM_CASES.get(r["scenario"], ()) and VICTIM_LOST.fullmatch(r["reason"]) is not None
 
 
+def assert_variants_and_single_batch(run, scenario, variants):
+    """The run's exit code is right, scenario has rows, each of a variant
+    of variants and with batch 1 (a scenario that does not sweep batches)."""
+    assert_exit_code(run)  # 0, or 1 only for rows whose victims lost their CPU to other programs
+    rs = run.select(scenario=scenario)
+    assert rs
+    for r in rs:
+        assert r["variant"] in variants, r
+        assert int(r["batch"]) == 1, r
+
+
 def assert_exit_code(run):
     """A run whose rows should all be ok or unsupported: exit 0; exit 1 is
     accepted only when every other row is `failed` because a victim lost its
@@ -635,15 +646,22 @@ def verification_failed(r):
     return r["status"] == "failed" and "verification failed" in r["reason"]
 
 
-def skipped_write_run(wxbench_test, out, plat, scenario, expected_cases):
-    """scenario under WXBENCH_TEST_INJECT=skip_write for every strategy
-    that runs here, test_hook (write_code) included: each case that is
-    measured in a normal run fails verification, the others stay
-    unsupported. Returns the run."""
+def injected_run(wxbench_test, out, plat, scenario, fault):
+    """A quick run of scenario under WXBENCH_TEST_INJECT=fault for every
+    strategy that runs here, test_hook (write_code) included. Returns the
+    run and those strategies."""
     strategies = plat.running(USER_STRATEGIES + ("test_hook",))
     assert plat.must_run <= set(strategies) and "test_hook" in strategies
     run = run_wxbench(wxbench_test, out, "--quick", "--scenario", scenario, "--strategy", ",".join(strategies),
-                      env={"WXBENCH_TEST_INJECT": "skip_write"})
+                      env={"WXBENCH_TEST_INJECT": fault})
+    return run, strategies
+
+
+def skipped_write_run(wxbench_test, out, plat, scenario, expected_cases):
+    """scenario under WXBENCH_TEST_INJECT=skip_write (injected_run): each
+    case that is measured in a normal run fails verification, the others
+    stay unsupported. Returns the run."""
+    run, strategies = injected_run(wxbench_test, out, plat, scenario, "skip_write")
     for s in strategies:
         assert_rows_as_expected(run, plat, scenario, s, expected_cases(plat, run, s), accept=verification_failed)
     assert run.rc == (1 if any(r["status"] != "unsupported" for r in run.rows) else 0), (run.rc, run.stderr)

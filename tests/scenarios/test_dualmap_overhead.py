@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (MEASURED, SCENARIO_TABLE, assert_every_strategy_as_expected, assert_exit_code,
-                      assert_rows_as_expected, every_variant_unsupported, run_wxbench, skipped_write_run)
+from conftest import (MEASURED, SCENARIO_TABLE, assert_every_strategy_as_expected,
+                      assert_rows_as_expected, assert_variants_and_single_batch, every_variant_unsupported, run_wxbench, skipped_write_run)
 
 SCENARIO = "dualmap_overhead"
 VARIANTS = ("setup", "steady", "exec_span")
@@ -39,12 +39,7 @@ def test_table_variants():
 
 
 def test_rows_are_well_formed(quick_run):
-    assert_exit_code(quick_run)
-    rs = quick_run.select(scenario=SCENARIO)
-    assert rs
-    for r in rs:
-        assert r["variant"] in VARIANTS, r
-        assert int(r["batch"]) == 1, r
+    assert_variants_and_single_batch(quick_run, SCENARIO, VARIANTS)
 
 
 def test_rows_are_this_platform(quick_run, platform):

@@ -15,7 +15,7 @@ import subprocess
 import pytest
 
 from conftest import (MEASURED, NO_SWITCH_STRATEGIES, NOT_APPLICABLE, ROOT, SCENARIO_TABLE,
-                      assert_every_strategy_as_expected, assert_exit_code, assert_rows_as_expected,
+                      assert_every_strategy_as_expected, assert_rows_as_expected, assert_variants_and_single_batch,
                       assert_unsupported_once, every_variant_unsupported, ncpu, run_wxbench, skipped_write_run,
                       top_victims, unsupported)
 
@@ -110,12 +110,7 @@ def test_table_variants():
 
 
 def test_rows_are_well_formed(quick_run):
-    assert_exit_code(quick_run)
-    rs = quick_run.select(scenario=SCENARIO)
-    assert rs
-    for r in rs:
-        assert r["variant"] in VARIANTS, r
-        assert int(r["batch"]) == 1, r
+    assert_variants_and_single_batch(quick_run, SCENARIO, VARIANTS)
 
 
 def test_rows_are_this_platform(quick_run, platform):

@@ -9,9 +9,9 @@ Expectations come from the platform (conftest.Platform)."""
 
 import pytest
 
-from conftest import (NO_SWITCH_STRATEGIES, QUICK_REPETITIONS, SCENARIO_TABLE, USER_STRATEGIES, assert_baseline_rows,
-                      assert_exit_code, assert_measured, assert_unsupported_once, median_ns, ok_or_lost, run_wxbench)
-from conftest import PROCESS_WIDE_SWITCH, read_csv
+from conftest import (NO_SWITCH_STRATEGIES, QUICK_REPETITIONS, SCENARIO_TABLE, assert_baseline_rows,
+                      assert_exit_code, assert_measured, assert_unsupported_once, median_ns, ok_or_lost)
+from conftest import PROCESS_WIDE_SWITCH, injected_run, read_csv
 
 SCENARIO = "jit_workload"
 CROSS_HEADER = "strategy,variant,core_class,repetition,patches,calls,current,in_flight,stale,torn,faulted"
@@ -121,10 +121,7 @@ def test_cross_thread_counts_side_file(quick_run):
 
 @pytest.mark.parametrize("fault", ["corrupt_stub", "skip_write"])
 def test_injected_faults_fail_every_verified_row(wxbench_test, tmp_path, platform, fault):
-    strategies = platform.running(USER_STRATEGIES + ("test_hook",))
-    assert platform.must_run <= set(strategies) and "test_hook" in strategies
-    run = run_wxbench(wxbench_test, tmp_path / "r", "--quick", "--scenario", SCENARIO,
-                      "--strategy", ",".join(strategies), env={"WXBENCH_TEST_INJECT": fault})
+    run, strategies = injected_run(wxbench_test, tmp_path / "r", platform, SCENARIO, fault)
     assert run.rc == 1
     for s in strategies:
         for v in VERIFIED:

@@ -14,7 +14,7 @@ import statistics
 import pytest
 
 from conftest import (MEASURED, QUICK_REPETITIONS, SCENARIO_TABLE, WRITE_CODE_STRATEGIES,
-                      assert_every_strategy_as_expected, assert_exit_code, assert_rows_as_expected,
+                      assert_every_strategy_as_expected, assert_rows_as_expected, assert_variants_and_single_batch,
                       assert_unsupported_once, every_variant_unsupported, flag, ncpu, ok_or_lost, run_wxbench,
                       skipped_write_run, top_victims, unsupported)
 
@@ -50,12 +50,7 @@ def test_table_variants():
 
 
 def test_rows_are_well_formed(quick_run):
-    assert_exit_code(quick_run)  # 0, or 1 only for rows whose victims lost their CPU to other programs
-    rs = quick_run.select(scenario=SCENARIO)
-    assert rs
-    for r in rs:
-        assert r["variant"] in VARIANTS, r
-        assert int(r["batch"]) == 1, r
+    assert_variants_and_single_batch(quick_run, SCENARIO, VARIANTS)
 
 
 def test_rows_are_this_platform(quick_run, platform):

@@ -5,8 +5,8 @@ failures when the write is skipped.
 
 Expectations come from the platform (conftest.Platform): which strategies run
 here; multi-thread cases are measured on core class `any`."""
-from conftest import (MEASURED, SCENARIO_TABLE, assert_every_strategy_as_expected, assert_exit_code,
-                      assert_rows_as_expected, every_variant_unsupported, ncpu, skipped_write_run)
+from conftest import (MEASURED, SCENARIO_TABLE, assert_every_strategy_as_expected,
+                      assert_rows_as_expected, assert_variants_and_single_batch, every_variant_unsupported, ncpu, skipped_write_run)
 
 SCENARIO = "thread_contention"
 VARIANTS = ("private", "shared")
@@ -31,12 +31,7 @@ def test_table_variants():
 
 
 def test_rows_are_well_formed(quick_run):
-    assert_exit_code(quick_run)
-    rs = quick_run.select(scenario=SCENARIO)
-    assert rs
-    for r in rs:
-        assert r["variant"] in VARIANTS, r
-        assert int(r["batch"]) == 1, r
+    assert_variants_and_single_batch(quick_run, SCENARIO, VARIANTS)
 
 
 def test_rows_are_this_platform(quick_run, platform):

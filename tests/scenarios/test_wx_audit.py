@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (USER_STRATEGIES, WRITE_CODE_STRATEGIES, assert_baseline_rows, assert_exit_code,
-                      assert_measured, assert_unsupported_once, flag, median_ns, read_csv, run_wxbench)
+                      assert_measured, assert_unsupported_once, flag, injected_run, median_ns, read_csv, run_wxbench)
 
 SCENARIO = "wx_audit"
 VARIANTS = ("exposure_window", "exposure_baseline")
@@ -253,10 +253,7 @@ def test_mprotect_window_is_longer_than_the_clock_floor(quick_run, platform):
 
 @pytest.mark.parametrize("fault", ["corrupt_stub", "skip_write"])
 def test_injected_faults_fail_every_verified_row(wxbench_test, tmp_path, platform, fault):
-    strategies = platform.running(USER_STRATEGIES + ("test_hook",))
-    assert platform.must_run <= set(strategies) and "test_hook" in strategies
-    run = run_wxbench(wxbench_test, tmp_path / "r", "--quick", "--scenario", SCENARIO,
-                      "--strategy", ",".join(strategies), env={"WXBENCH_TEST_INJECT": fault})
+    run, strategies = injected_run(wxbench_test, tmp_path / "r", platform, SCENARIO, fault)
     assert run.rc == 1
     for s in strategies:
         for v in VARIANTS:
