@@ -9,7 +9,7 @@ RUN_DIR is data/<machine>/<run>; figures go to plots/<machine>/<run>/ unless --o
 is given (required when RUN_DIR is not under a data/ folder). Every point is the
 median of the ok repetitions (each a process of its own) of one configuration with its
 95% interval as whiskers (min-max where there are fewer than 6 processes). Rows that
-are not ok (unsupported, failed, crashed, timeout) are never drawn: they are listed
+are not ok (unsupported, failed, crashed, timeout, interfered) are never drawn: they are listed
 under the figure and, in full, in <scenario>_not_ok.txt beside it.
 
 Adding a figure for a new scenario = one function registered in FIGURES.

@@ -270,7 +270,7 @@ def not_ok_section(doc: Doc, run: wxdata.Run):
     issues = wxdata.issues(run.configs)
     if not issues:
         return
-    doc.h(2, "Not ok: unsupported, failed, crashed, timed out")
+    doc.h(2, "Not ok: unsupported, failed, crashed, timed out, interfered")
     doc.p("These configurations are not drawn and not counted in any median.")
     rows = []
     for i in issues:

@@ -36,7 +36,7 @@ HEADER = (
 ).split(",")
 INT_COLUMNS = ("page_size", "threads", "victims", "size_bytes", "batch", "repetition", "iterations")
 FLOAT_COLUMNS = ("ns_per_op", "cycles_per_op", "tlb_shootdowns_per_op")
-STATUSES = ("ok", "unsupported", "failed", "crashed", "timeout")
+STATUSES = ("ok", "unsupported", "failed", "crashed", "timeout", "interfered")
 CONFIG_FIELDS = ("scenario", "strategy", "variant", "threads", "victims", "size_bytes", "batch", "core_class")
 # Parameters a scenario may sweep, in the order used to break ties ("smallest first").
 PARAM_FIELDS = ("threads", "victims", "batch", "size_bytes")

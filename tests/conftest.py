@@ -412,7 +412,7 @@ def host_os_arch():
 # ---------------------------------------------------------------------------
 # Row expectations shared by the run-level and scenario tests
 
-STATUSES = {"ok", "unsupported", "failed", "crashed", "timeout"}
+STATUSES = {"ok", "unsupported", "failed", "crashed", "timeout", "interfered"}
 QUICK_REPETITIONS = 3
 # The reason of a case a scenario registers for a strategy it does not ask about.
 NOT_APPLICABLE = "question does not apply"
@@ -481,7 +481,8 @@ def assert_baseline_rows(rows, plat, reps, what):
 # The reason wx_victims_check (bench/core/threads.c) gives a row whose victim
 # spent less than WX_VICTIM_MIN_RUNNING (a quarter) of the timed loop on its
 # CPU: the machine was busy, the row would describe fewer victims than it
-# claims, so it is `failed`, not a number. Matched whole, nothing else.
+# claims, so it is measured again in a fresh process and, when every try was
+# spoiled, `interfered`, not a number. Matched whole, nothing else.
 VICTIM_LOST = re.compile(r"victim (thread|process) \d+ \(CPU -?\d+\) was on its CPU for only \d+% of the timed "
                          r"loop \(\d+\.\d{3} of \d+\.\d{3} ms; at least 25% is needed\): its CPU was busy with "
                          r"other work")
@@ -501,7 +502,7 @@ def victim_allowance(run):
     groups = {}
     for r in run.rows:
         if r["variant"] in VICTIM_CASES.get(r["scenario"], ()) and r["victims"] not in ("", "0") \
-                and r["status"] in ("ok", "failed"):
+                and r["status"] in ("ok", "interfered"):
             groups.setdefault((r["scenario"], r.get("strategy", ""), r["variant"]), []).append(r)
     for key, rows in sorted(groups.items()):
         ok = sum(r["status"] == "ok" for r in rows)
@@ -532,15 +533,23 @@ MEASURING_STARVED = re.compile(r"the measuring thread was starved: it waited for
                                r"75% is allowed\), so ns_per_op would measure the waiting")
 
 
+# The reason of an `interfered` row (child.c): every try was spoiled; the last
+# try's reason follows.
+INTERFERED = re.compile(r"spoiled by other work in each of 3 tries \(fresh processes\); the last: (?P<last>.*)")
+
+
 def victim_lost(r):
-    """A row `failed` only because a victim, or the measuring thread itself,
-    lost its CPU to other programs during the timed loop (a busy machine,
-    not wrong code)."""
-    if r["status"] != "failed" or r["ns_per_op"] != "" or int(r["victims"]) == 0:
+    """A row `interfered` only because a victim, or the measuring thread
+    itself, lost its CPU to other programs during the timed loop in each try
+    (a busy machine, not wrong code)."""
+    if r["status"] != "interfered" or r["ns_per_op"] != "" or int(r["victims"]) == 0:
         return False
-    if MEASURING_STARVED.fullmatch(r["reason"]) is not None:
+    m = INTERFERED.fullmatch(r["reason"])
+    if m is None:
+        return False
+    if MEASURING_STARVED.fullmatch(m["last"]) is not None:
         return r.get("threads", "1") == "1"
-    return r["variant"] in VICTIM_CASES.get(r["scenario"], ()) and VICTIM_LOST.fullmatch(r["reason"]) is not None
+    return r["variant"] in VICTIM_CASES.get(r["scenario"], ()) and VICTIM_LOST.fullmatch(m["last"]) is not None
 
 
 def assert_variants_and_single_batch(run, scenario, variants):
@@ -555,18 +564,18 @@ def assert_variants_and_single_batch(run, scenario, variants):
 
 
 def assert_exit_code(run):
-    """A run whose rows should all be ok or unsupported: exit 0; exit 1 is
-    accepted only when every other row is `failed` because a victim lost its
-    CPU to other programs (docs/scenarios/README.md, "Victims")."""
+    """A run whose rows should all be ok or unsupported, or `interfered`
+    because a victim lost its CPU to other programs in every try
+    (docs/scenarios/README.md, "Victims"): exit 0."""
     bad = [r for r in run.rows if r["status"] not in ("ok", "unsupported")]
     lost = [r for r in bad if victim_lost(r)]
     assert lost == bad, [r for r in bad if not victim_lost(r)]
     assert not victim_allowance(run), victim_allowance(run)
-    assert run.rc == (1 if bad else 0), (run.rc, run.stderr, bad)
+    assert run.rc == 0, (run.rc, run.stderr, bad)
 
 
 def ok_or_lost(r):
-    """ok, or failed because a victim lost its CPU to other programs."""
+    """ok, or interfered because a victim lost its CPU to other programs."""
     return r["status"] == "ok" or victim_lost(r)
 
 

@@ -179,7 +179,18 @@ static void on_result(const wxgb_result *r, void *ctx)
     if (!g)
         return;
     wx_entry *e = wx_registry_at(g->entry);
-    if (r->error) {
+    if (r->error && e->status == WX_INTERFERED && g_ctx->attempt < WX_MAX_ATTEMPTS) {
+        /* Spoiled by other work: no row; the parent measures it again. */
+        wx_msg m;
+        case_msg(&m, WX_MSG_RETRY, &e->c, e->core_class, g->repetition);
+        snprintf(m.why, sizeof m.why, "%s", r->message ? r->message : "");
+        send_msg(&m);
+    } else if (r->error && e->status == WX_INTERFERED) {
+        char why[WX_REASON_LEN + 96];
+        snprintf(why, sizeof why, "spoiled by other work in each of %d tries (fresh processes); the last: %s",
+                 g_ctx->attempt, r->message ? r->message : "");
+        emit_row(&e->c, e->core_class, g->repetition, r->iterations, -1, -1, -1, -1, WX_INTERFERED, why);
+    } else if (r->error) {
         const char *msg = r->message && r->message[0] ? r->message : "failed without a message";
         emit_row(&e->c, e->core_class, g->repetition, r->iterations, -1, -1, -1, -1,
                  e->status == WX_UNSUPPORTED ? WX_UNSUPPORTED : WX_FAILED, msg);
@@ -191,6 +202,45 @@ static void on_result(const wxgb_result *r, void *ctx)
                  r->cycles_per_op, r->tlb_per_op, WX_OK, note);
     }
     e->status = WX_OK;
+}
+
+/* Whether a retry (g_ctx->only) is to measure e. */
+static int wanted(const wx_entry *e)
+{
+    for (size_t k = 0; k < g_ctx->nonly; k++) {
+        const wx_case_key *q = &g_ctx->only[k];
+        if (strcmp(q->variant, e->c.variant) == 0 && strcmp(q->core_class, e->core_class) == 0 &&
+            q->threads == e->c.threads && q->victims == e->c.victims && q->batch == e->c.batch &&
+            q->size_bytes == e->c.size_bytes)
+            return 1;
+    }
+    return 0;
+}
+
+double wx_reference_loop_ns(void)
+{
+    static volatile uint64_t sink; /* the chain's result is kept, so the loop is not optimized away */
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    const uint64_t t0 = wx_now_ns();
+    for (unsigned i = 0; i < 400000; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        x ^= x >> 29;
+    }
+    const uint64_t t1 = wx_now_ns();
+    sink = x;
+    (void)sink;
+    return (double)(t1 - t0);
+}
+
+/* Time the reference loop and tell the parent. */
+static void send_reference(int at_end)
+{
+    wx_msg m;
+    memset(&m, 0, sizeof m);
+    m.kind = WX_MSG_REF;
+    m.ref_end = at_end;
+    m.ref_ns = wx_reference_loop_ns();
+    send_msg(&m);
 }
 
 /* Google Benchmark's own flags for this child. The JSON output of the run
@@ -238,6 +288,7 @@ int wx_child_main(void *arg, int fd)
     if (g_ctx->layout_pages > 0)
         (void)mmap(NULL, (size_t)g_ctx->layout_pages * (size_t)g_ctx->m->page_size, PROT_NONE,
                    MAP_PRIVATE | MAP_ANON, -1, 0);
+    send_reference(0);
     int rc = init_gbench();
     if (rc != 0)
         return rc;
@@ -251,12 +302,14 @@ int wx_child_main(void *arg, int fd)
         .min_time = o->min_time,
         .repetitions = o->repetitions,
         .audit = g_ctx->audit,
+        .attempt = g_ctx->attempt,
     };
     if (!sc->strategy_free && !wx_strategy_supported(st, why, sizeof why)) {
         for (size_t v = 0; sc->variants[v]; v++) {
             wx_case c = {.variant = sc->variants[v], .threads = 1, .batch = 1};
             emit_row(&c, "any", 1, 0, -1, -1, -1, -1, WX_UNSUPPORTED, why[0] ? why : "not supported here");
         }
+        send_reference(1);
         return 0;
     }
 
@@ -288,6 +341,8 @@ int wx_child_main(void *arg, int fd)
     size_t measured = 0;
     for (size_t i = 0; i < n; i++) {
         wx_entry *e = wx_registry_at(i);
+        if (g_ctx->only && !wanted(e))
+            continue; /* a retry: this case was measured in an earlier try */
         if (e->unsupported) {
             if (g_ctx->repetition == 1)
                 emit_row(&e->c, "any", 1, 0, -1, -1, -1, -1, WX_UNSUPPORTED, e->unsupported);
@@ -327,5 +382,6 @@ int wx_child_main(void *arg, int fd)
         wxgb_run(on_result, NULL);
     free(regs);
     free(names);
+    send_reference(1);
     return 0;
 }

@@ -22,13 +22,31 @@ typedef struct wx_child_ctx {
                                  before anything is measured are written by repetition 1 only */
     unsigned layout_pages;    /* pages of the address-space spacer mapped before anything else, so
                                  that code regions land elsewhere in each process */
+    int attempt;              /* 1.. WX_MAX_ATTEMPTS: which try at this repetition this process is */
+    const struct wx_case_key *only; /* a retry: measure only these cases (NULL: every case) */
+    size_t nonly;
 } wx_child_ctx;
+
+/* A repetition whose measurement other work spoiled is measured again in a
+ * fresh process, later in the run's order, at most this many times in all;
+ * then its row is `interfered`. */
+#define WX_MAX_ATTEMPTS 3
+
+/* The columns that name one case of a (scenario, strategy) pair. */
+typedef struct wx_case_key {
+    char variant[64];
+    char core_class[8];
+    int threads, victims, batch;
+    uint64_t size_bytes;
+} wx_case_key;
 
 /* Kinds of message. */
 enum {
     WX_MSG_CASE = 1,  /* the case below is being measured now */
     WX_MSG_ROW = 2,   /* a row was appended to results.csv: status, values */
     WX_MSG_IO = 3,    /* a row could not be written: why (the child stops) */
+    WX_MSG_RETRY = 4, /* the case below was spoiled by other work (why): measure it again, no row written */
+    WX_MSG_REF = 5,   /* the reference loop took ref_ns (ref_end: at the end of the child, else at its start) */
 };
 
 /* One message from the child (each sent in one write, smaller than PIPE_BUF). */
@@ -45,8 +63,17 @@ typedef struct wx_msg {
     double tlb_per_op;        /* < 0: none */
     char variant[64];
     char core_class[8];
-    char why[WX_REASON_LEN];  /* WX_MSG_IO: what failed */
+    double ref_ns;            /* WX_MSG_REF: ns the reference loop took */
+    int ref_end;              /* WX_MSG_REF: 1 at the child's end, 0 at its start */
+    char why[WX_REASON_LEN];  /* WX_MSG_IO: what failed; WX_MSG_RETRY: what spoiled it */
 } wx_msg;
+
+/* The reference loop: a fixed chain of dependent integer operations
+ * (about 1 ms on a 3 GHz core), the same work in every process, timed at the
+ * start and the end of every child so that the host's speed while a process
+ * ran can be set beside what it measured (processes.csv). Returns its wall
+ * ns. */
+double wx_reference_loop_ns(void);
 
 /* Exit status of a child that stopped because results.csv could not be
  * written. */

@@ -17,7 +17,8 @@ const char wx_csv_header[] =
 
 const char *wx_status_name(wx_status s)
 {
-    static const char *const names[WX_NSTATUS] = {"ok", "unsupported", "failed", "crashed", "timeout"};
+    static const char *const names[WX_NSTATUS] = {"ok", "unsupported", "failed", "crashed", "timeout",
+                                                   "interfered"};
     return (unsigned)s < WX_NSTATUS ? names[s] : "failed";
 }
 

@@ -375,6 +375,9 @@ static void run_pass(loop *l, wx_entry *e, int repetition)
         const int64_t wait1 = wx_thread_wait_ns();
         char vwhy[WX_REASON_LEN] = "";
         /* (the warm-up pass only warms: whether its victims ran does not matter) */
+        /* idle: 1 when other work spoiled the loop (a victim or the
+         * measuring thread kept off its CPU: measured again in a fresh
+         * process, child.c), -1 when a victim failed or made no progress. */
         int idle = err || !st ? 0 : wx_victims_check(v, &before, (uint64_t)(e->c.min_time * 1e9), vwhy, sizeof vwhy);
         /* The measuring thread itself, in a single-thread case with victims:
          * on a CPU for the loop, or starved - waiting for one (Linux counts
@@ -395,7 +398,12 @@ static void run_pass(loop *l, wx_entry *e, int repetition)
             const uint64_t window = (uint64_t)(min_time * 1e9) > MEASURING_MIN_WINDOW_NS ? (uint64_t)(min_time * 1e9)
                                                                                          : MEASURING_MIN_WINDOW_NS;
             idle = wx_measuring_check(cpu1 - cpu0, wait0 >= 0 && wait1 >= wait0 ? wait1 - wait0 : -1, wall1 - wall0,
-                                      window, vwhy, sizeof vwhy);
+                                      window, vwhy, sizeof vwhy) != 0;
+        }
+        if (!err && st && !idle && e->c.victims > 0 &&
+            (wx_injected(WX_INJ_INTERFERE) || (wx_injected(WX_INJ_INTERFERE_ONCE) && g_run.attempt == 1))) {
+            idle = 1; /* test: the machine's other work took a victim's CPU */
+            snprintf(vwhy, sizeof vwhy, "injected interference (WXBENCH_TEST_INJECT): victim 0 lost its CPU");
         }
         double tlb, cycles;
         wx_counters_end(&counters, &tlb, &cycles);
@@ -408,7 +416,7 @@ static void run_pass(loop *l, wx_entry *e, int repetition)
         if (err) {
             fail(l, e, WX_FAILED, j.why, 1);
         } else if (idle) {
-            fail(l, e, WX_FAILED, vwhy, 0);
+            fail(l, e, idle > 0 ? WX_INTERFERED : WX_FAILED, vwhy, 0);
         } else {
             char swhy[WX_REASON_LEN] = "";
             if (wx_victims_stop(v, swhy, sizeof swhy) != 0)

@@ -84,6 +84,9 @@ typedef struct job {
     size_t pair;             /* index in pairs */
     int repetition;          /* 1.. */
     unsigned layout_pages;   /* its spacer */
+    int attempt;             /* 1..WX_MAX_ATTEMPTS: a retry of cases other work spoiled is > 1 */
+    wx_case_key *only;       /* a retry: the cases to measure again (owned; NULL: every case) */
+    size_t nonly;
 } job;
 
 /* Everything the parent keeps over a run. */
@@ -116,9 +119,38 @@ static int add_job(run_state *rs, size_t p)
         rs->jobs_cap = cap;
     }
     job *j = &rs->jobs[rs->njobs++];
+    memset(j, 0, sizeof *j);
     j->pair = p;
     j->repetition = ++rs->pairs[p].scheduled;
     j->layout_pages = (unsigned)random_below(&rs->rng, LAYOUT_PAGES_MAX);
+    j->attempt = 1;
+    return 0;
+}
+
+/* The cases of job done (index) that other work spoiled, measured again in
+ * a fresh process: placed at a random position among the jobs still to run
+ * (right after this one under --no-interleave), with a spacer of its own.
+ * only is taken over. */
+static int add_retry(run_state *rs, size_t done, wx_case_key *only, size_t nonly)
+{
+    if (rs->njobs == rs->jobs_cap) {
+        size_t cap = rs->jobs_cap ? rs->jobs_cap * 2 : 256;
+        job *j = realloc(rs->jobs, cap * sizeof *j);
+        if (!j)
+            return ENOMEM;
+        rs->jobs = j;
+        rs->jobs_cap = cap;
+    }
+    job r = rs->jobs[done];
+    r.attempt++;
+    r.only = only;
+    r.nonly = nonly;
+    r.layout_pages = (unsigned)random_below(&rs->rng, LAYOUT_PAGES_MAX);
+    /* positions done+1 .. njobs (njobs: after every other job) */
+    size_t at = done + 1 + (rs->o->no_interleave ? 0 : (size_t)random_below(&rs->rng, rs->njobs - done));
+    memmove(&rs->jobs[at + 1], &rs->jobs[at], (rs->njobs - at) * sizeof *rs->jobs);
+    rs->jobs[at] = r;
+    rs->njobs++;
     return 0;
 }
 
@@ -186,12 +218,12 @@ static const wx_audit *audit_of(run_state *rs, const wx_strategy *st)
 
 /* One line of processes.csv (every child of the run, in the order run). */
 static void process_row(run_state *rs, const job *j, long pid, double start_s, double wall_s, const char *end,
-                        long ok, long not_ok)
+                        long ok, long not_ok, const double ref_ns[2])
 {
-    static const char header[] =
-        "order,scenario,strategy,repetition,layout_pages,pid,start_s,wall_s,end,ok_rows,other_rows\n";
+    static const char header[] = "order,scenario,strategy,repetition,layout_pages,pid,start_s,wall_s,end,ok_rows,"
+                                 "other_rows,try,ref_start_ns,ref_end_ns\n";
     const pair *p = &rs->pairs[j->pair];
-    char f[8][32];
+    char f[11][32];
     snprintf(f[0], sizeof f[0], "%zu", rs->done + 1);
     snprintf(f[1], sizeof f[1], "%d", j->repetition);
     snprintf(f[2], sizeof f[2], "%u", j->layout_pages);
@@ -200,8 +232,12 @@ static void process_row(run_state *rs, const job *j, long pid, double start_s, d
     snprintf(f[5], sizeof f[5], "%.3f", wall_s);
     snprintf(f[6], sizeof f[6], "%ld", ok);
     snprintf(f[7], sizeof f[7], "%ld", not_ok);
-    const char *fields[] = {f[0], p->sc->name, p->st->name, f[1], f[2], f[3], f[4], f[5], end, f[6], f[7]};
-    char *line = wx_csv_line(fields, 11);
+    snprintf(f[8], sizeof f[8], "%d", j->attempt);
+    for (int k = 0; k < 2; k++) /* empty where the child did not get that far */
+        snprintf(f[9 + k], sizeof f[9], ref_ns[k] > 0 ? "%.0f" : "", ref_ns[k]);
+    const char *fields[] = {f[0], p->sc->name, p->st->name, f[1], f[2], f[3], f[4], f[5], end, f[6], f[7],
+                            f[8], f[9], f[10]};
+    char *line = wx_csv_line(fields, 14);
     char why[WX_REASON_LEN];
     if (!line || wx_side_csv_append(rs->dir, "processes.csv", header, line, why, sizeof why) != 0)
         fprintf(stderr, "\nwxbench: cannot append to %s/processes.csv\n", rs->dir);
@@ -243,15 +279,19 @@ static void run_job(run_state *rs, const job *j)
     const pair *p = &rs->pairs[j->pair];
     uint64_t t0 = wx_now_ns();
     wx_counts before = rs->meta.rows;
-    fprintf(stderr, "[%zu/%zu] %-18s %-16s rep %-3d ", rs->done + 1, rs->njobs, p->sc->name, p->st->name,
-            j->repetition);
+    fprintf(stderr, "[%zu/%zu] %-18s %-16s rep %-3d%s", rs->done + 1, rs->njobs, p->sc->name, p->st->name,
+            j->repetition, j->attempt > 1 ? (j->attempt == 2 ? " try 2 " : " try 3 ") : " ");
     fflush(stderr);
 
     wx_child_ctx ctx = {
         .o = o, .m = &rs->m, .dir = rs->dir, .csv_fd = rs->csv_fd, .sc = p->sc, .st = p->st,
         .audit = p->sc->needs_audit ? audit_of(rs, p->st) : NULL, /* n/a rows for an unsupported one */
         .repetition = j->repetition, .layout_pages = j->layout_pages,
+        .attempt = j->attempt, .only = j->only, .nonly = j->nonly,
     };
+    wx_case_key *retry = NULL; /* the cases other work spoiled in this try */
+    size_t nretry = 0;
+    double ref_ns[2] = {0, 0};
     last_case last;
     memset(&last, 0, sizeof last);
     last.c = (wx_case){.variant = last.variant, .threads = 1, .batch = 1};
@@ -264,7 +304,8 @@ static void run_job(run_state *rs, const job *j)
         char reason[WX_REASON_LEN];
         wx_why_errno(reason, sizeof reason, "could not start the child: pipe/fork", e);
         parent_row(rs, p, &last.c, last.core_class, j->repetition, WX_FAILED, reason);
-        process_row(rs, j, -1, (double)(t0 - rs->t_start) / 1e9, 0, reason, 0, 1);
+        const double no_ref[2] = {0, 0};
+        process_row(rs, j, -1, (double)(t0 - rs->t_start) / 1e9, 0, reason, 0, 1, no_ref);
         fprintf(stderr, "FAILED: %s\n", reason);
         return;
     }
@@ -305,12 +346,44 @@ static void run_job(run_state *rs, const job *j)
             last.repetition = msg.repetition;
         } else if (msg.kind == WX_MSG_IO) {
             snprintf(io_why, sizeof io_why, "%s", msg.why);
+        } else if (msg.kind == WX_MSG_REF) {
+            ref_ns[msg.ref_end ? 1 : 0] = msg.ref_ns;
+        } else if (msg.kind == WX_MSG_RETRY) {
+            wx_case_key *k = realloc(retry, (nretry + 1) * sizeof *retry);
+            if (!k) { /* cannot keep it: the row says so */
+                parent_row(rs, p, &(wx_case){.variant = msg.variant, .threads = msg.threads, .victims = msg.victims,
+                                            .batch = msg.batch, .size_bytes = msg.size_bytes},
+                           msg.core_class, msg.repetition, WX_INTERFERED, msg.why);
+                continue;
+            }
+            retry = k;
+            k = &retry[nretry++];
+            memset(k, 0, sizeof *k);
+            snprintf(k->variant, sizeof k->variant, "%s", msg.variant);
+            snprintf(k->core_class, sizeof k->core_class, "%s", msg.core_class);
+            k->threads = msg.threads;
+            k->victims = msg.victims;
+            k->batch = msg.batch;
+            k->size_bytes = msg.size_bytes;
         }
     }
     wx_proc_end end;
     wx_proc_finish(&proc, g_interrupted || timed_out || lost, timed_out, &end);
-    if (g_interrupted)
+    if (g_interrupted) {
+        free(retry);
         return;
+    }
+    if (nretry > 0 && add_retry(rs, rs->done, retry, nretry) != 0) {
+        for (size_t k = 0; k < nretry; k++) /* cannot schedule it: the rows say so */
+            parent_row(rs, p, &(wx_case){.variant = retry[k].variant, .threads = retry[k].threads,
+                                         .victims = retry[k].victims, .batch = retry[k].batch,
+                                         .size_bytes = retry[k].size_bytes},
+                       retry[k].core_class, j->repetition, WX_INTERFERED,
+                       "spoiled by other work; no memory left to measure it again");
+        free(retry);
+    }
+    j = &rs->jobs[rs->done]; /* add_retry may have moved the schedule */
+    p = &rs->pairs[j->pair];
 
     /* Rows the parent writes for the child. */
     char reason[WX_REASON_LEN * 2];
@@ -340,13 +413,16 @@ static void run_job(run_state *rs, const job *j)
     for (int s = WX_UNSUPPORTED; s < WX_NSTATUS; s++)
         other += c->n[s] - before.n[s];
     process_row(rs, j, pid, (double)(t0 - rs->t_start) / 1e9, (double)(now - t0) / 1e9,
-                timed_out ? "timeout" : end.why, ok, other);
+                timed_out ? "timeout" : end.why, ok, other, ref_ns);
     fprintf(stderr, "%5.2f s  (total %6.1f s)  ok %ld", (double)(now - t0) / 1e9, (double)(now - rs->t_start) / 1e9,
             ok);
-    static const char *const loud[WX_NSTATUS] = {"ok", "unsupported", "FAILED", "CRASHED", "TIMEOUT"};
+    static const char *const loud[WX_NSTATUS] = {"ok", "unsupported", "FAILED", "CRASHED", "TIMEOUT",
+                                                 "interfered"};
     for (int s = WX_UNSUPPORTED; s < WX_NSTATUS; s++)
         if (c->n[s] > before.n[s])
             fprintf(stderr, "  %s %ld", loud[s], c->n[s] - before.n[s]);
+    if (nretry > 0)
+        fprintf(stderr, "  spoiled by other work: %zu, measured again later", nretry);
     fputc('\n', stderr);
 }
 
@@ -685,14 +761,19 @@ int wx_run_all(const wx_options *o)
     int meta_err = wx_meta_write(&rs.meta);
     const long *n = rs.meta.rows.n;
     fprintf(stderr, "wxbench: %.1f s, %ld processes; rows: %ld ok, %ld unsupported, %ld failed, %ld crashed, "
-                    "%ld timeout\n",
+                    "%ld timeout, %ld interfered\n",
             rs.meta.elapsed_s, rs.meta.processes, n[WX_OK], n[WX_UNSUPPORTED], n[WX_FAILED], n[WX_CRASHED],
-            n[WX_TIMEOUT]);
+            n[WX_TIMEOUT], n[WX_INTERFERED]);
     if (rs.stop)
         fprintf(stderr, "wxbench: the run stopped early: %s (%ld complete rows kept in %s)\n", rs.meta.stopped,
                 rows, path);
     if (rs.meta.busy)
         fprintf(stderr, "wxbench: warning: %s\n", rs.meta.busy_warning);
+    if (n[WX_INTERFERED])
+        fprintf(stderr, "wxbench: %ld row%s interfered: other programs kept a thread of the measurement off its CPU "
+                        "in each of %d tries (the reasons are in results.csv); these rows are not drawn or compared. "
+                        "A quieter machine (close other programs) gives them values\n",
+                n[WX_INTERFERED], n[WX_INTERFERED] == 1 ? "" : "s", WX_MAX_ATTEMPTS);
     /* On stdout only when stdout is not Google Benchmark's JSON document. */
     if (!o->gb_json_stdout)
         printf("results: %s/results.csv\nmeta:    %s/meta.json\n", rs.dir, rs.dir);

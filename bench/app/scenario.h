@@ -38,10 +38,12 @@ typedef enum wx_status {
     WX_FAILED = 2,      /* verification or a call failed */
     WX_CRASHED = 3,     /* the child died of a signal */
     WX_TIMEOUT = 4,     /* the child outlived its time limit */
+    WX_INTERFERED = 5,  /* other work on the machine spoiled the measurement in every try (a starved
+                           victim or measuring thread); never drawn, averaged or compared */
     WX_NSTATUS
 } wx_status;
 
-/* "ok", "unsupported", "failed", "crashed" or "timeout". */
+/* "ok", "unsupported", "failed", "crashed", "timeout" or "interfered". */
 const char *wx_status_name(wx_status s);
 
 /* The parameter columns of one measured configuration. */
@@ -68,6 +70,7 @@ typedef struct wx_run {
     double min_time;              /* seconds per repetition in force */
     int repetitions;              /* repetitions in force */
     const struct wx_audit *audit; /* the strategy's audit, for scenarios with needs_audit (else NULL) */
+    int attempt;                  /* 1..: this process's try at its repetition (a retry after interference > 1) */
 } wx_run;
 
 /* One worker thread of one measured case, as the kernel sees it. */

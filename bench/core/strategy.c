@@ -268,7 +268,9 @@ __attribute__((constructor)) static void inject_init(void)
                  {"corrupt_stub", WX_INJ_CORRUPT_STUB},
                  {"victims_stall", WX_INJ_VICTIMS_STALL},
                  {"map_exhaust", WX_INJ_MAP_EXHAUST},
-                 {"corrupt_last_page", WX_INJ_CORRUPT_LAST_PAGE}};
+                 {"corrupt_last_page", WX_INJ_CORRUPT_LAST_PAGE},
+                 {"interfere", WX_INJ_INTERFERE},
+                 {"interfere_once", WX_INJ_INTERFERE_ONCE}};
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         if (wx_test_inject(known[i].name))
             wx_inject_bits |= known[i].bit;

@@ -155,6 +155,8 @@ enum {
     WX_INJ_MAP_EXHAUST = 1u << 3,    /* "map_exhaust": the mapping count is exhausted before timing */
     WX_INJ_CORRUPT_LAST_PAGE = 1u << 4, /* "corrupt_last_page": the stub of a stub-pages region's last page
                                            returns a wrong value from the start of the timed loop */
+    WX_INJ_INTERFERE = 1u << 5,      /* "interfere": every timed case with victims is spoiled by "other work" */
+    WX_INJ_INTERFERE_ONCE = 1u << 6, /* "interfere_once": the same, in a repetition's first try only */
 };
 
 #ifdef WX_TESTING

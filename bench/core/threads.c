@@ -277,10 +277,11 @@ int wx_victims_check(const wx_victims *v, const wx_victims_mark *since, uint64_t
         }
         if (wall < min_window_ns)
             continue; /* an estimating run: not reported, too short to judge */
-        if (wx_victim_judge(kind, k, s->cpu, atomic_load(&s->steps) - since->steps[k],
-                            atomic_load(&s->idles) - since->idles[k], atomic_load(&s->cpu_ns) - since->cpu_ns[k],
-                            wall, why, len) != WX_VICTIM_RAN)
-            return -1;
+        int verdict = wx_victim_judge(kind, k, s->cpu, atomic_load(&s->steps) - since->steps[k],
+                                      atomic_load(&s->idles) - since->idles[k],
+                                      atomic_load(&s->cpu_ns) - since->cpu_ns[k], wall, why, len);
+        if (verdict != WX_VICTIM_RAN)
+            return verdict == WX_VICTIM_BUSY ? 1 : -1;
     }
     return 0;
 }

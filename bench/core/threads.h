@@ -143,8 +143,10 @@ int wx_victims_count(const wx_victims *v);
 void wx_victims_mark_now(const wx_victims *v, wx_victims_mark *m);
 /* 0 if since m every victim counted a step, spent at least
  * WX_VICTIM_MIN_RUNNING of the wall time on its CPU, and none failed; else
- * -1 with why[] naming the first victim that did not (index, CPU, steps,
- * share of the time it ran). A victim that made no step is said to have
+ * why[] names the first victim that did not (index, CPU, steps, share of the
+ * time it ran) and the result is 1 when other work kept it off its CPU
+ * (interference: measure again) or -1 when it failed or made no progress
+ * on its CPU (a defect). A victim that made no step is said to have
  * made no progress when it went idle or had its CPU (a bug), and to have
  * lost its CPU when it was kept off it (a busy machine). A window shorter than min_window_ns is only
  * checked for failed victims: pass the case's min_time, since Google

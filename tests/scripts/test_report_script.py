@@ -103,7 +103,7 @@ def test_machine_table_shows_meta_keys_generically(report_a):
 def test_not_ok_list_and_noise_warning(report_a):
     out, _ = report_a
     md = (out / "report.md").read_text()
-    rows = md_table(md, "## Not ok: unsupported, failed, crashed, timed out")
+    rows = md_table(md, "## Not ok: unsupported, failed, crashed, timed out, interfered")
     reasons = {(r[1], r[2]): r[4] for r in rows[2:]}
     assert reasons[("pkey/flip", "unsupported")] == (
         'pkey_alloc: not available on macOS, "memory protection keys" are a Linux API<br>see --probe')
