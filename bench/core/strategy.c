@@ -12,11 +12,17 @@
 
 #define WX_STRATEGY(n) extern const wx_strategy wx_strategy_##n;
 #include "../strategies/strategies.def"
+#ifdef WX_TESTING
+#include "../strategies/test_strategies.def"
+#endif
 #undef WX_STRATEGY
 
 const wx_strategy *const wx_strategies[] = {
 #define WX_STRATEGY(n) &wx_strategy_##n,
 #include "../strategies/strategies.def"
+#ifdef WX_TESTING
+#include "../strategies/test_strategies.def" /* after every user strategy, whatever is appended above */
+#endif
 #undef WX_STRATEGY
     NULL,
 };
