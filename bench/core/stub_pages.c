@@ -1,10 +1,12 @@
 /* stub_pages.c - a region with one verified stub on every page. */
+#define _GNU_SOURCE 1 /* madvise, MADV_POPULATE_WRITE */
 #include "stub_pages.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 void wx_page_stubs_image(unsigned char *img, size_t page, size_t pages)
 {
@@ -27,21 +29,50 @@ int wx_page_stubs_verify(const wx_region *r, size_t page, size_t first, size_t p
     return 0;
 }
 
+/* Bring pages [p, p + len) in, writable, in one call where the OS can
+ * (Linux 5.14+): the same state as faulting each page by a write, at a
+ * fraction of the cost of one fault per page. A no-op elsewhere, and where
+ * it fails the writes that follow fault the pages in themselves. */
+static void populate_write(void *p, size_t len)
+{
+#if defined(__linux__) && defined(MADV_POPULATE_WRITE)
+    (void)madvise(p, len, MADV_POPULATE_WRITE);
+#else
+    (void)p;
+    (void)len;
+#endif
+}
+
 int wx_page_stubs_fill(const wx_strategy *s, wx_region *r, size_t page, size_t first, size_t pages, char *why,
                        size_t len)
 {
     const size_t bytes = page * pages, off = first * page, stub = wx_stub_size();
-    unsigned char *img = calloc(1, bytes);
-    if (!img)
+    /* A copy of the code is needed only to write from (write_code) or as
+     * the stage a test build's skip_write diverts the patch to. Elsewhere
+     * the bytes are written in place: the same bytes land in the same pages
+     * (every byte of every page, zeroes and the old stubs), without a
+     * region-sized image to fault in, fill, copy and free. */
+    const int staged = s->write_code != NULL || wx_injected(WX_INJ_SKIP_WRITE);
+    unsigned char *img = staged ? calloc(1, bytes) : NULL;
+    if (staged && !img)
         return wx_why_errno(why, len, "calloc(code image)", ENOMEM);
-    wx_page_stubs_image(img, page, pages);
-    int e = wx_write_code(s, r, off, img, bytes);
+    int e;
+    if (staged) {
+        wx_page_stubs_image(img, page, pages);
+        e = wx_write_code(s, r, off, img, bytes);
+    } else if ((e = s->begin_write(r)) == 0) {
+        unsigned char *w = (unsigned char *)r->write + off;
+        populate_write(w, bytes);
+        memset(w, 0, bytes);
+        wx_page_stubs_image(w, page, pages);
+        e = s->end_write(r);
+    }
     if (e != 0) {
         free(img);
         return wx_why_errno(why, len, s->write_code ? "write_code" : "begin_write/end_write", e);
     }
     /* The patch to the final values: one window, through the timed path
-     * (img, a copy of the code, is its stage). */
+     * (img, a copy of the code, is its stage where one is needed). */
     unsigned char *p = wx_code_begin(s, r, off, img, &e);
     if (e == 0) {
         for (size_t i = 0; i < pages; i++)
