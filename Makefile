@@ -7,7 +7,7 @@
 #   make test             build and run every test; ends with "N passed, N failed"
 #   make deps             check (and install, or say how to install) what the build needs
 #   make test-cross       aarch64 Linux under qemu, macOS compile-and-link checks with zig
-#   make aa               two quick runs back to back: this machine's false-positive rate and noise floor
+#   make aa               AA_PAIRS (3) pairs of runs back to back: false positives, noise floor, the band (aa.json)
 #   make mutate           put each bug of tests/mutants/ into a scratch copy and check the tests catch it
 #   make clean
 #
@@ -183,20 +183,25 @@ test: deps-test
 	@$(MAKE) --no-print-directory all $(B)/wxbench-test $(B)/unit_tests $(B)/reftime $(B)/wxtrace-target
 	@tests/run.sh
 
-# A/A: two quick runs of the same binary back to back, compared as compare.py
-# compares runs: how often this machine calls a difference where there is none,
-# and the smallest difference it can resolve. AA_REPS processes per configuration.
-AA_REPS ?= 8
+# A/A: AA_PAIRS pairs of full runs of the same binary, back to back (QUICK=1,
+# SCENARIO=, STRATEGY=, ARGS= as for bench), each pair compared as compare.py
+# compares runs (and run a split into its odd and even repetitions); then the
+# machine's run-to-run band from all pairs, written to data/<machine>/aa.json,
+# where compare.py finds it. Runs under build/aa/<UTC time>/pair<K>/{a,b}.
+AA_PAIRS ?= 3
 AA_DIR = build/aa/$(shell date -u +%Y%m%dT%H%M%SZ)
 aa: deps-bench
 	@$(MAKE) --no-print-directory all
-	@d=$(AA_DIR); $(B)/wxbench --quick --repetitions $(AA_REPS) $(if $(SCENARIO),--scenario $(SCENARIO)) \
-	  $(if $(STRATEGY),--strategy $(STRATEGY)) --out $$d/a >/dev/null && \
-	  $(B)/wxbench --quick --repetitions $(AA_REPS) $(if $(SCENARIO),--scenario $(SCENARIO)) \
-	  $(if $(STRATEGY),--strategy $(STRATEGY)) --out $$d/b >/dev/null && \
-	  $(PYTHON) scripts/aa.py $$d/a $$d/b --out $$d && \
+	@d=$(AA_DIR); for k in $$(seq 1 $(AA_PAIRS)); do p=$$d/pair$$k; \
+	  echo "-- A/A pair $$k of $(AA_PAIRS): $$p"; \
+	  $(B)/wxbench $(BENCH_FLAGS) --out $$p/a >/dev/null && \
+	  $(B)/wxbench $(BENCH_FLAGS) --out $$p/b >/dev/null && \
+	  $(PYTHON) scripts/aa.py $$p/a $$p/b --out $$p && \
 	  echo "-- the same statistics without the drift between runs: run a's odd repetitions against its even ones" && \
-	  $(PYTHON) scripts/aa.py $$d/a --split --out $$d/split
+	  $(PYTHON) scripts/aa.py $$p/a --split --out $$p/split || exit 1; \
+	done; \
+	echo "-- the band over $(AA_PAIRS) pairs"; \
+	$(PYTHON) scripts/aa.py --band $$(for k in $$(seq 1 $(AA_PAIRS)); do echo $$d/pair$$k; done)
 
 # Mutation testing (tools/mutate.py): MUTANTS=a,b runs only those.
 mutate: deps-test

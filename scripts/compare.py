@@ -1,11 +1,13 @@
 #!/usr/bin/python3
 """Compare wxbench runs: every configuration present in both a base run and
-another run, with a verdict that survives an A/A test, and the headline metrics
-side by side.
+another run, with verdicts that survive an A/A test (absolute, and relative to the
+run-wide shift), the whole run judged against the machine's run-to-run band, and
+the headline metrics side by side.
 
 Usage:
     compare.py [RUN_DIR ...] [--base MACHINE] [--data DATA_DIR] [--out DIR]
                [--scenario a,b] [--strategy x,y] [--variant v,w] [--min-effect PCT]
+               [--ref-adjust]
 
 With no RUN_DIR, the latest run of each machine under DATA_DIR (default data/) is
 used: the lexicographically greatest run directory name, i.e. the newest UTC
@@ -14,12 +16,22 @@ it. Writes to plots/compare/<base>_vs_<other>.../ unless --out is given:
 
 - compare.csv, one row per configuration in both runs:
   scenario,strategy,variant,threads,victims,size_bytes,batch,core_class,
-  base_median,median,ratio,ci_low,ci_high,p_value,n_base,n,verdict
+  base_median,median,ratio,ci_low,ci_high,p_value,n_base,n,verdict,
+  ratio_vs_run,ci_low_vs_run,ci_high_vs_run,verdict_vs_run,mde_pct
   (with more than one other run: compare.csv for the first, compare_vs_<run>.csv
   for each of the others);
-- compare.md and compare.html (self-contained): the verdicts, a geometric-mean
-  summary per scenario and strategy, the configurations found faster or slower,
-  and the headline metrics (compare_headline.csv, one PNG per metric).
+- compare_summary.json beside it (compare_summary_vs_<run>.json for the others):
+  "run_shift" {ratio, ci_low, ci_high, band_low, band_high, verdict, band_source},
+  "verdicts" and "verdicts_vs_run" (counts), and the settings used;
+- compare.md and compare.html (self-contained): both levels of verdict, a
+  geometric-mean summary per scenario and strategy, the configurations found
+  faster or slower, and the headline metrics (compare_headline.csv, one PNG per
+  metric).
+
+The band comes from data/<machine>/aa.json of the base run's machine (`make aa`),
+else a conservative default (wxstats.DEFAULT_BAND). --ref-adjust adjusts every
+value for the reference loop timed in each process (processes.csv; see
+scripts/wxcompare.py), off by default.
 
 Statistics and verdicts: scripts/wxstats.py (stated in the output too).
 """
@@ -28,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import re
 import sys
 import textwrap
@@ -38,6 +51,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import plot  # noqa: E402  (also selects the Agg backend)
+import wxcompare  # noqa: E402
 import wxdata  # noqa: E402
 import wxstats  # noqa: E402
 from report import Cell, Doc  # noqa: E402
@@ -67,7 +81,12 @@ METHOD = [
 ranks = wxstats.ranks
 mann_whitney_u = wxstats.mann_whitney_u
 seed_for = wxstats.seed_for
-bootstrap_medians = wxstats.bootstrap_medians
+
+
+def bootstrap_medians(samples: np.ndarray, rng: np.random.Generator, resamples: int) -> np.ndarray:
+    """Medians of `resamples` resamples (with replacement) of samples."""
+    idx = rng.integers(0, len(samples), size=(resamples, len(samples)))
+    return np.median(samples[idx], axis=1)
 
 
 def bootstrap_ratio(metric: wxdata.Metric, base: list, other: list, seed: int,
@@ -258,8 +277,8 @@ def build(sides: list[Side], base: Side, out: Path, per_other=(), min_effect: fl
     doc.h(1, "wxbench comparison — " + ", ".join(s.label for s in sides))
     doc.p(f"Base: {base.label}.")
     doc.ul([s.describe for s in sides])
-    for o, rows in per_other:
-        configs_section(doc, base, o, rows, min_effect)
+    for o, rc in per_other:
+        configs_section(doc, base, o, rc, min_effect)
     doc.h(2, "Headline metrics")
     ratios: list[Ratio] = []
     for metric in wxdata.HEADLINE:
@@ -286,9 +305,8 @@ def build(sides: list[Side], base: Side, out: Path, per_other=(), min_effect: fl
         doc.table(["strategy", "machine", f"base ({base.label})", "machine's value", "ratio", "95% interval",
                    "p (Mann-Whitney)", "verdict"], rows)
     doc.h(2, "Method")
-    doc.p("Every configuration:")
-    doc.ul([line.strip() for line in wxstats.__doc__.split("Comparing a configuration")[1].split("\n- ")[1:]]
-           + [f"minimum effect: {min_effect:.0%}"])
+    doc.p("Every configuration, and the whole run:")
+    doc.ul(wxstats.method_lines() + [f"minimum effect: {min_effect:.0%}"])
     doc.p("Headline metrics:")
     doc.ul(METHOD + [wxdata.HEADLINE_RULE,
                      "Machines with P and E cores are compared on P cores; † marks a value whose configuration "
@@ -300,105 +318,152 @@ def build(sides: list[Side], base: Side, out: Path, per_other=(), min_effect: fl
 # Every configuration of two runs
 
 COMPARE_COLUMNS = ("scenario", "strategy", "variant", "threads", "victims", "size_bytes", "batch", "core_class",
-                   "base_median", "median", "ratio", "ci_low", "ci_high", "p_value", "n_base", "n", "verdict")
-
-
-@dataclass
-class ConfigComparison:
-    key: tuple          # wxdata.CONFIG_FIELDS values
-    label: str
-    cmp: wxstats.Comparison
-    base_values: np.ndarray  # the processes' ns_per_op in the base run
-    values: np.ndarray       # and in the other run
+                   "base_median", "median", "ratio", "ci_low", "ci_high", "p_value", "n_base", "n", "verdict",
+                   "ratio_vs_run", "ci_low_vs_run", "ci_high_vs_run", "verdict_vs_run", "mde_pct")
+RUN_VERDICT_TEXT = {
+    "slower": "the interval lies above the band, so the run is slower as a whole, beyond what two runs of the same "
+              "binary on this machine differ by",
+    "faster": "the interval lies below the band, so the run is faster as a whole, beyond what two runs of the same "
+              "binary on this machine differ by",
+    "within_band": "the runs differ as a whole by no more than two runs of the same binary on this machine can",
+    "missing": "no configuration with values in both runs",
+}
 
 
 def _pick(values: str | None) -> set | None:
     return set(v for v in values.split(",") if v) if values else None
 
 
-def compare_configs(base: Side, other: Side, only: dict, min_effect: float) -> list[ConfigComparison]:
-    """Every configuration present in both runs (and matching the filters), compared."""
-    a = {c.key: c for c in base.run.configs}
-    b = {c.key: c for c in other.run.configs}
-    out = []
-    for key, ca in a.items():
-        cb = b.get(key)
-        if cb is None:
-            continue
-        if any(want is not None and getattr(ca, f) not in want for f, want in only.items()):
-            continue
-        name = "/".join(str(k) for k in key)
-        va, vb = ca.values(), cb.values()
-        out.append(ConfigComparison(key, ca.label(), wxstats.compare(va, vb, name, min_effect), va, vb))
-    order = {k: i for i, k in enumerate(a)}
-    out.sort(key=lambda c: (c.key[0], wxdata.strategy_key(c.key[1]), order[c.key]))
-    return out
+def compare_pair(base: Side, other: Side, only: dict, min_effect: float, ref_adjust: bool = False
+                 ) -> wxcompare.RunComparison:
+    """Every configuration of both runs (matching the filters) and the whole run, compared
+    (wxcompare.compare_runs); the band from the base run's machine."""
+    refs = wxcompare.run_refs(base.run, other.run) if ref_adjust else None
+    if ref_adjust and refs is None:
+        print(f"note: {other.label} vs {base.label}: no reference-loop timings in both runs' processes.csv; "
+              "compared without --ref-adjust", file=sys.stderr)
+    return wxcompare.compare_runs(base.run, other.run, band=wxcompare.load_band(base.run.dir),
+                                  min_effect=min_effect, only=only, refs=refs)
 
 
-def write_compare_csv(path: Path, rows: list[ConfigComparison]):
-    def num(v):
-        return "" if v is None else repr(v)
+def _num(v) -> str:
+    return "" if v is None else repr(v)
 
+
+def write_compare_csv(path: Path, rc: wxcompare.RunComparison):
     with open(path, "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(COMPARE_COLUMNS)
-        for r in rows:
+        for r in rc.rows:
             c = r.cmp
             w.writerow(["" if k is None else k for k in r.key] +
-                       [num(c.base_median), num(c.median), num(c.ratio), num(c.ci_low), num(c.ci_high),
-                        num(c.p_value), c.n_base, c.n, c.verdict])
+                       [_num(c.base_median), _num(c.median), _num(c.ratio), _num(c.ci_low), _num(c.ci_high),
+                        _num(c.p_value), c.n_base, c.n, c.verdict, _num(c.ratio_vs_run), _num(c.ci_low_vs_run),
+                        _num(c.ci_high_vs_run), c.verdict_vs_run, _num(c.mde_pct)])
 
 
-def verdict_counts(rows: list[ConfigComparison]) -> dict:
-    counts = {v: 0 for v in wxstats.VERDICTS}
-    for r in rows:
-        counts[r.cmp.verdict] += 1
-    return counts
+def median_mde(rc: wxcompare.RunComparison) -> float | None:
+    """The median mde_pct over the configurations that have one."""
+    m = [r.cmp.mde_pct for r in rc.rows if r.cmp.mde_pct is not None]
+    return float(np.median(m)) if m else None
 
 
-def configs_section(doc: Doc, base: Side, other: Side, rows: list[ConfigComparison], min_effect: float):
-    counts = verdict_counts(rows)
+def summary(base: Side, other: Side, rc: wxcompare.RunComparison, min_effect: float) -> dict:
+    """compare_summary.json: the whole run, the verdict counts at both levels, the settings."""
+    return {"base": str(base.run.dir), "other": str(other.run.dir), "run_shift": rc.shift.summary(),
+            "verdicts": rc.counts(), "verdicts_vs_run": rc.counts("verdict_vs_run"),
+            "configurations": len(rc.rows), "compared": len(rc.compared), "median_mde_pct": median_mde(rc),
+            "min_effect": min_effect, "resamples": wxstats.RUN_RESAMPLES, "ref_adjust": rc.ref_adjusted,
+            "ref_slopes": {k: list(v) for k, v in rc.slopes.items()}}
+
+
+def whole_run_text(base: Side, other: Side, rc: wxcompare.RunComparison) -> str:
+    """The whole-run paragraph: g, its interval, the band and its source, the verdict."""
+    s = rc.shift
+    if s.ratio is None:
+        return "Whole run: " + RUN_VERDICT_TEXT["missing"] + "."
+    source = "measured by `make aa`, " + s.band_source if s.band_source != "default" else \
+        "a conservative default until `make aa` measures this machine"
+    return (f"Whole run: the run-wide shift g = {other.label} / {base.label} = {fmt_sig(s.ratio)}× (the median over "
+            f"{s.configurations} configurations of their Hodges-Lehmann ratios), 95% interval {fmt_sig(s.ci_low)} – "
+            f"{fmt_sig(s.ci_high)} (processes resampled), against the machine's run-to-run band "
+            f"{fmt_sig(s.band_low)} – {fmt_sig(s.band_high)} ({source}): verdict {s.verdict}: "
+            f"{RUN_VERDICT_TEXT[s.verdict]}.")
+
+
+def level_text(rows: list, attr: str, what: str) -> str:
+    """One level of per-configuration verdicts: the counts and the share called faster or slower."""
+    counts = wxcompare.verdict_counts(rows, attr)
     compared = len(rows) - counts["missing"]
-    doc.h(2, f"{other.label} against {base.label}: every configuration")
-    doc.p(f"{len(rows)} configurations in both runs, {compared} with ok values in both: "
-          + ", ".join(f"{counts[v]} {v}" for v in wxstats.VERDICTS) + ".")
     flagged = counts["faster"] + counts["slower"]
+    share = f" {flagged} of {compared} ({flagged / compared:.1%}) called faster or slower." if compared else ""
+    return f"{what}: " + ", ".join(f"{counts[v]} {v}" for v in wxstats.VERDICTS) + "." + share
+
+
+def configs_section(doc: Doc, base: Side, other: Side, rc: wxcompare.RunComparison, min_effect: float):
+    rows = rc.rows
+    compared = len(rc.compared)
+    doc.h(2, f"{other.label} against {base.label}: every configuration")
+    doc.p(f"{len(rows)} configurations in both runs, {compared} with ok values in both.")
+    doc.p(whole_run_text(base, other, rc))
+    drifts = [base.run.drift(), other.run.drift()]
+    doc.p("Drift inside each run (its second half of processes against its first): "
+          + ", ".join(f"{s.label} {d[0]:.3f}" if d else f"{s.label} n/a" for s, d in zip((base, other), drifts)) + ".")
+    doc.p(level_text(rows, "verdict", "Per configuration, absolute (the ratio's interval includes the band)"))
+    mde = median_mde(rc)
+    doc.p(level_text(rows, "verdict_vs_run", "Per configuration, relative to the run (ratio / g, the sampling "
+                                             "interval alone)")
+          + (f" Median mde {mde:.1f}%: half the configurations would find a change that large relative to the run "
+             "with 80% power, the others need a larger one." if mde is not None else ""))
     if compared:
-        doc.p(f"{flagged} of {compared} ({flagged / compared:.1%}) are called faster or slower. Two runs of the same "
-              "binary on the same machine should stay at or below 5% (run `make aa` to measure this machine).")
-    shift = wxstats.run_shift([(r.base_values, r.values) for r in rows if r.cmp.verdict != "missing"])
-    if shift:
-        drifts = [base.run.drift(), other.run.drift()]
-        inside = ", ".join(f"{s.label} {d[0]:.3f}" if d else f"{s.label} n/a" for s, d in zip((base, other), drifts))
-        same_machine = base.run.machine == other.run.machine
-        doc.p(f"Run-wide shift, {other.label} / {base.label}: {fmt_sig(shift)}× (the median ratio over "
-              f"configurations). Drift inside each run (its second half of processes against its first): {inside}."
-              + (" Same machine: " + wxstats.shift_note(shift, [d[0] if d else None for d in drifts]) + "."
-                 if same_machine else ""))
-    # geometric-mean summary per scenario and strategy
+        doc.p("Two runs of the same binary on the same machine should call at most 5% faster or slower at either "
+              "level (`make aa` measures this machine).")
+    if rc.ref_adjusted:
+        doc.p("Values adjusted for the reference loop; slope per scenario (base, other): "
+              + ", ".join(f"{k} {a:.2f}/{b:.2f}" for k, (a, b) in rc.slopes.items()) + ".")
+    geomean_table(doc, rows)
+    moved_tables(doc, other, rows, min_effect)
+
+
+def geomean_table(doc: Doc, rows: list):
+    """The geometric mean of the ratios and the verdict counts per scenario and strategy."""
     groups: dict = {}
     for r in rows:
         groups.setdefault((r.key[0], r.key[1]), []).append(r)
     table = []
     for (scenario, strategy), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], wxdata.strategy_key(kv[0][1]))):
         g = wxstats.geomean(r.cmp.ratio for r in rs)
-        c = verdict_counts(rs)
-        table.append([scenario, strategy, Cell(f"{fmt_sig(g)}×" if g else "—", "num"), len(rs),
-                      Cell(str(c["slower"]), "num"), Cell(str(c["faster"]), "num"), Cell(str(c["same"]), "num"),
-                      Cell(str(c["noisy"]), "num"), Cell(str(c["missing"]), "num")])
+        c, v = wxcompare.verdict_counts(rs), wxcompare.verdict_counts(rs, "verdict_vs_run")
+        table.append([scenario, strategy, Cell(f"{fmt_sig(g)}×" if g else "—", "num"), len(rs)]
+                     + [Cell(str(c[k]), "num") for k in ("slower", "faster", "same", "noisy", "missing")]
+                     + [Cell(str(v[k]), "num") for k in ("slower", "faster")])
     doc.h(3, "Geometric mean of the ratios, per scenario and strategy")
     doc.table(["scenario", "strategy", "geomean ratio", "configurations", "slower", "faster", "same", "noisy",
-               "missing"], table)
+               "missing", "slower vs run", "faster vs run"], table)
+
+
+def moved_tables(doc: Doc, other: Side, rows: list, min_effect: float):
+    """The configurations found faster or slower, absolutely and relative to the run."""
     moved = [r for r in rows if r.cmp.verdict in ("faster", "slower")]
     doc.h(3, "Configurations found faster or slower")
     if not moved:
-        doc.p(f"None: no configuration differs by {min_effect:.0%} or more beyond its noise.")
+        doc.p(f"None: no configuration differs by {min_effect:.0%} or more beyond its noise and the band.")
     else:
-        doc.table(["configuration", "base", other.label, "ratio", "95% interval", "p", "verdict"],
+        doc.table(["configuration", "base", other.label, "ratio", "95% interval (with the band)", "p", "verdict"],
                   [[r.label, Cell(plot.fmt_ns(r.cmp.base_median), "num"), Cell(plot.fmt_ns(r.cmp.median), "num"),
                     Cell(f"{fmt_sig(r.cmp.ratio)}×", "num"),
                     Cell(f"{fmt_sig(r.cmp.ci_low)} – {fmt_sig(r.cmp.ci_high)}", "num"),
                     Cell(f"{r.cmp.p_value:.3g}", "num"), r.cmp.verdict] for r in moved])
+    moved = [r for r in rows if r.cmp.verdict_vs_run in ("faster", "slower")]
+    doc.h(3, "Configurations faster or slower relative to the run")
+    if not moved:
+        doc.p(f"None: no configuration moved by {min_effect:.0%} or more against the rest of the run beyond its "
+              "noise.")
+        return
+    doc.table(["configuration", "ratio", "ratio / g", "95% interval", "mde", "verdict vs run"],
+              [[r.label, Cell(f"{fmt_sig(r.cmp.ratio)}×", "num"), Cell(f"{fmt_sig(r.cmp.ratio_vs_run)}×", "num"),
+                Cell(f"{fmt_sig(r.cmp.ci_low_vs_run)} – {fmt_sig(r.cmp.ci_high_vs_run)}", "num"),
+                Cell(f"{r.cmp.mde_pct:.1f}%", "num"), r.cmp.verdict_vs_run] for r in moved])
 
 
 def write_headline_csv(path: Path, ratios: list[Ratio]):
@@ -418,7 +483,7 @@ def write_headline_csv(path: Path, ratios: list[Ratio]):
                         r.base_value.status if r.base_value else "absent", r.value.status if r.value else "absent"])
 
 
-def main(argv=None) -> int:
+def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="*", metavar="RUN_DIR", help="runs to compare (default: latest per machine)")
     ap.add_argument("--base", metavar="MACHINE", help="machine the others are divided by (default: the first)")
@@ -428,12 +493,19 @@ def main(argv=None) -> int:
     ap.add_argument("--strategy", help="only these strategies (comma-separated)")
     ap.add_argument("--variant", help="only these variants (comma-separated)")
     ap.add_argument("--min-effect", type=float, default=wxstats.MIN_EFFECT * 100, metavar="PCT",
-                    help=f"smallest difference called faster or slower (default {wxstats.MIN_EFFECT:.0%})")
+                    help=f"smallest difference called faster or slower, in percent (default "
+                         f"{wxstats.MIN_EFFECT * 100:g})")
+    ap.add_argument("--ref-adjust", action="store_true",
+                    help="adjust every value for the reference loop timed in its process (processes.csv's "
+                         "ref_start_ns, ref_end_ns; off by default)")
     args = ap.parse_args(argv)
     if not 0 < args.min_effect < 100:
         raise wxdata.DataError(f"--min-effect {args.min_effect}: needs a percentage between 0 and 100")
-    min_effect = args.min_effect / 100
-    only = {"scenario": _pick(args.scenario), "strategy": _pick(args.strategy), "variant": _pick(args.variant)}
+    return args
+
+
+def pick_sides(args) -> list[Side]:
+    """The runs to compare, the base first."""
     if args.runs:
         paths = [Path(p) for p in args.runs]
     else:
@@ -451,23 +523,43 @@ def main(argv=None) -> int:
         if not match:
             raise wxdata.DataError(f"--base {args.base}: not among {', '.join(s.label for s in sides)}")
         base = match[0]
-    sides = [base] + [s for s in sides if s is not base]
+    return [base] + [s for s in sides if s is not base]
+
+
+def one_line(base: Side, other: Side, rc: wxcompare.RunComparison) -> str:
+    """What a comparison found, in one line for stderr."""
+    s = rc.shift
+    whole = (f"whole run {s.ratio:.3f} ({s.ci_low:.3f}-{s.ci_high:.3f}) {s.verdict} (band {s.band_low:.3f}-"
+             f"{s.band_high:.3f}, {s.band_source})" if s.ratio is not None else "whole run: nothing compared")
+    levels = [", ".join(f"{c[v]} {v}" for v in wxstats.VERDICTS) for c in (rc.counts(), rc.counts("verdict_vs_run"))]
+    return (f"{other.label} vs {base.label}: {whole}; {len(rc.compared)} configurations compared: absolute: "
+            f"{levels[0]}; relative to the run: {levels[1]}")
+
+
+def write_pair(out: Path, k: int, base: Side, other: Side, rc: wxcompare.RunComparison, min_effect: float) -> list:
+    """compare.csv and compare_summary.json of one other run (suffixed _vs_<run> after the first)."""
+    tail = "" if k == 0 else f"_vs_{slug(other.label)}"
+    names = [f"compare{tail}.csv", f"compare_summary{tail}.json"]
+    write_compare_csv(out / names[0], rc)
+    (out / names[1]).write_text(json.dumps(summary(base, other, rc, min_effect), indent=2) + "\n", encoding="utf-8")
+    print(one_line(base, other, rc), file=sys.stderr)
+    return names
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    min_effect = args.min_effect / 100
+    only = {"scenario": _pick(args.scenario), "strategy": _pick(args.strategy), "variant": _pick(args.variant)}
+    sides = pick_sides(args)
+    base = sides[0]
     out = Path(args.out) if args.out else default_out(sides, args.data, bool(args.runs))
     out.mkdir(parents=True, exist_ok=True)
-    per_other = [(o, compare_configs(base, o, only, min_effect)) for o in sides if o is not base]
+    per_other = [(o, compare_pair(base, o, only, min_effect, args.ref_adjust)) for o in sides[1:]]
     doc, ratios = build(sides, base, out, per_other, min_effect)
     (out / "compare.md").write_text(doc.markdown(), encoding="utf-8")
     (out / "compare.html").write_text(doc.html("wxbench comparison"), encoding="utf-8")
     write_headline_csv(out / "compare_headline.csv", ratios)
-    names = []
-    for k, (o, rows) in enumerate(per_other):
-        name = "compare.csv" if k == 0 else f"compare_vs_{slug(o.label)}.csv"
-        write_compare_csv(out / name, rows)
-        names.append(name)
-        c = verdict_counts(rows)
-        compared = len(rows) - c["missing"]
-        print(f"{o.label} vs {base.label}: {compared} configurations compared: "
-              + ", ".join(f"{c[v]} {v}" for v in wxstats.VERDICTS), file=sys.stderr)
+    names = [n for k, (o, rc) in enumerate(per_other) for n in write_pair(out, k, base, o, rc, min_effect)]
     print(f"wrote {out}/compare.html, compare.md, {', '.join(names)}, compare_headline.csv and "
           f"{len(list(out.glob('compare_*.png')))} figures")
     for name in ["compare.html", "compare.md"] + names:

@@ -156,6 +156,9 @@ def figure(runs: list[dict], out: Path) -> None:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in argv or "--help" in argv:
+        print(__doc__)
+        return 0
     if "--out" not in argv or argv.index("--out") + 1 >= len(argv):
         print(__doc__, file=sys.stderr)
         return 2

@@ -1,13 +1,15 @@
-"""scripts/compare.py: every configuration of two runs with its verdict (compare.csv),
-the headline ratios with bootstrap intervals and Mann-Whitney U, outputs."""
+"""scripts/compare.py: every configuration of two runs with its verdicts (compare.csv),
+the whole run against the band (compare_summary.json), the headline ratios with
+bootstrap intervals and Mann-Whitney U, outputs; synthetic runs with a known truth."""
 
 import csv
+import json
 import math
 import shutil
 
 import numpy as np
 import pytest
-from wxplots_testlib import RUN_A, RUN_B, RUN_C, RUN_X86, png_size, run_script
+from wxplots_testlib import RUN_A, RUN_B, RUN_C, RUN_X86, png_size, run_script, write_synthetic_run
 
 import compare
 import wxdata
@@ -27,7 +29,8 @@ def compare_abc(tmp_path_factory):
 
 
 COMPARE_COLUMNS = ("scenario,strategy,variant,threads,victims,size_bytes,batch,core_class,base_median,median,"
-                   "ratio,ci_low,ci_high,p_value,n_base,n,verdict").split(",")
+                   "ratio,ci_low,ci_high,p_value,n_base,n,verdict,"
+                   "ratio_vs_run,ci_low_vs_run,ci_high_vs_run,verdict_vs_run,mde_pct").split(",")
 
 
 def read_compare(path):
@@ -47,21 +50,117 @@ def test_compare_csv_has_every_configuration_of_both_runs(compare_abc):
     assert got == {tuple("" if v is None else str(v) for v in k) for k in a & b}
     for r in rows:
         if r["verdict"] == "missing":
-            assert r["ratio"] == "" and (r["n_base"] == "0" or r["n"] == "0")
+            assert r["ratio"] == "" and (r["n_base"] == "0" or r["n"] == "0") and r["verdict_vs_run"] == "missing"
             continue
         # every ns value of RUN_B is exactly twice RUN_A's: 5 processes a side, all apart
         assert float(r["ratio"]) == pytest.approx(2.0, rel=1e-9), r
         assert float(r["ci_low"]) > 1 and float(r["p_value"]) < 0.05
         assert r["verdict"] == "slower", r
+        # ... and so is the whole run: relative to it, nothing moved
+        assert float(r["ratio_vs_run"]) == pytest.approx(1.0, rel=1e-9)
+        assert float(r["ci_low_vs_run"]) <= 1 <= float(r["ci_high_vs_run"]) and r["verdict_vs_run"] in ("same", "noisy")
+        assert float(r["mde_pct"]) >= 5.0
     assert any(r["verdict"] == "slower" for r in rows)
-    # the third run gets its own file: identical values, so no configuration is faster or slower (one whose
-    # processes scatter widely is "noisy": its interval could hide a difference)
+    # the third run gets its own file: identical values, so no configuration is faster or slower, absolutely
+    # (the band widens the interval, but "noisy" is judged on the sampling interval) or relative to the run
     header, same = read_compare(out / "compare_vs_synthetic-chip-c.csv")
     assert header == COMPARE_COLUMNS
     assert same and all(r["verdict"] in ("same", "noisy", "missing") for r in same)
+    assert all(r["verdict_vs_run"] in ("same", "noisy", "missing") for r in same)
+    assert sum(r["verdict_vs_run"] == "same" for r in same) > 0.9 * len(same)
     assert sum(r["verdict"] == "same" for r in same) > 0.9 * len(same)
     assert all(float(r["ratio"]) == pytest.approx(1.0) for r in same if r["verdict"] != "missing")
     assert "synthetic-chip-b vs synthetic-chip-a" in done.stderr
+
+
+def test_compare_summary_json(compare_abc):
+    out, done, _ = compare_abc
+    doc = json.loads((out / "compare_summary.json").read_text())
+    assert set(doc["run_shift"]) == {"ratio", "ci_low", "ci_high", "band_low", "band_high", "verdict", "band_source"}
+    s = doc["run_shift"]
+    assert s["ratio"] == pytest.approx(2.0) and 1.9 < s["ci_low"] < 2.0 < s["ci_high"] < 2.1
+    assert s["verdict"] == "slower" and s["band_source"] == "default"
+    assert (s["band_low"], s["band_high"]) == pytest.approx((1 / 1.08, 1.08))
+    rows = read_compare(out / "compare.csv")[1]
+    for key, column in (("verdicts", "verdict"), ("verdicts_vs_run", "verdict_vs_run")):
+        assert doc[key] == {v: sum(r[column] == v for r in rows) for v in ("faster", "slower", "same", "noisy",
+                                                                          "missing")}
+    assert doc["configurations"] == len(rows) and doc["ref_adjust"] is False
+    same = json.loads((out / "compare_summary_vs_synthetic-chip-c.json").read_text())["run_shift"]
+    assert same["ratio"] == pytest.approx(1.0) and same["verdict"] == "within_band"
+    assert "whole run 2.000" in done.stderr and "slower (band 0.926-1.080, default)" in done.stderr
+
+
+def synthetic_pair(tmp_path, band=None, **b):
+    """Two made-up runs of one machine (data/synthetic/{a,b}), B with the keyword arguments of
+    write_synthetic_run; band: (low, high) written to data/synthetic/aa.json."""
+    data = tmp_path / "data" / "synthetic"
+    write_synthetic_run(data / "a", 1, configs=100, reps=15, ref=True, host_sd=b.get("host_sd", 0.0))
+    write_synthetic_run(data / "b", 2, configs=100, reps=15, ref=True, **b)
+    if band:
+        (data / "aa.json").write_text(json.dumps({"band_low": band[0], "band_high": band[1]}))
+    return data / "a", data / "b"
+
+
+def compare_files(tmp_path, a, b, *args):
+    """compare.py's main, in this process (no interpreter to start): (compare.csv rows, compare_summary.json)."""
+    out = tmp_path / "out"
+    assert compare.main([str(a), str(b), "--out", str(out), *args]) == 0
+    return read_compare(out / "compare.csv")[1], json.loads((out / "compare_summary.json").read_text())
+
+
+def test_a_fifth_of_the_configurations_15_percent_slower_is_found_relative_to_the_run(tmp_path):
+    scaled = {i: 1.15 for i in range(0, 100, 5)}
+    a, b = synthetic_pair(tmp_path, scale=scaled, factor=1.03, cv=0.03)
+    rows, doc = compare_files(tmp_path, a, b)
+    sizes = {int(r["size_bytes"]) // 4096 - 1: r for r in rows}
+    assert all(sizes[i]["verdict_vs_run"] == "slower" for i in scaled)
+    assert sum(sizes[i]["verdict_vs_run"] in ("faster", "slower") for i in sizes if i not in scaled) <= 4
+    assert doc["run_shift"]["verdict"] == "within_band" and 1.0 < doc["run_shift"]["ratio"] < 1.06
+
+
+def test_every_configuration_15_percent_slower_is_a_slower_run_against_a_5_percent_band(tmp_path):
+    a, b = synthetic_pair(tmp_path, band=(1 / 1.05, 1.05), factor=1.15, cv=0.03)
+    rows, doc = compare_files(tmp_path, a, b)
+    s = doc["run_shift"]
+    assert s["verdict"] == "slower" and s["ci_low"] > 1.05 and s["ratio"] == pytest.approx(1.15, abs=0.02)
+    assert s["band_source"].endswith("aa.json")
+    assert sum(r["verdict_vs_run"] in ("faster", "slower") for r in rows) <= 5
+
+
+def test_ref_adjust_takes_out_a_host_slower_for_a_whole_run(tmp_path):
+    """Every process of B on a host 12% slower, and every process scattered by 8% by its
+    host, all of it visible in the reference loop: --ref-adjust takes both out."""
+    a, b = synthetic_pair(tmp_path, host=1.12, host_sd=0.08)
+    _, raw = compare_files(tmp_path, a, b)
+    rows, adjusted = compare_files(tmp_path, a, b, "--ref-adjust")
+    assert raw["run_shift"]["ratio"] > 1.08 and raw["ref_adjust"] is False
+    assert adjusted["ref_adjust"] is True and abs(adjusted["run_shift"]["ratio"] - 1) < 0.02
+    assert adjusted["run_shift"]["verdict"] == "within_band"
+    assert all(0.9 < s < 1.1 for pair in adjusted["ref_slopes"].values() for s in pair)
+    assert adjusted["median_mde_pct"] < raw["median_mde_pct"]
+
+
+def test_ref_adjust_without_reference_timings_says_so(tmp_path, capsys):
+    a = write_synthetic_run(tmp_path / "a", 1, configs=20, reps=6)
+    b = write_synthetic_run(tmp_path / "b", 2, configs=20, reps=6)
+    _, doc = compare_files(tmp_path, a, b, "--ref-adjust")
+    assert doc["ref_adjust"] is False and "no reference-loop timings" in capsys.readouterr().err
+
+
+def test_band_file_of_the_base_machine_is_read_when_present(tmp_path):
+    """data/<machine>/aa.json beside the base run gives the band; another machine's does not."""
+    a = write_synthetic_run(tmp_path / "data" / "m1" / "a", 1, configs=20, reps=6)
+    b = write_synthetic_run(tmp_path / "data" / "m2" / "b", 2, configs=20, reps=6)
+    (b.parent / "aa.json").write_text('{"band_low": 0.5, "band_high": 2.0}')  # not the base's machine
+    assert compare_files(tmp_path / "1", a, b)[1]["run_shift"]["band_source"] == "default"
+    (a.parent / "aa.json").write_text(json.dumps({"band_low": 0.97, "band_high": 1.03, "pairs": []}))
+    s = compare_files(tmp_path / "2", a, b)[1]["run_shift"]
+    assert (s["band_low"], s["band_high"]) == (0.97, 1.03) and s["band_source"] == str(a.parent / "aa.json")
+    assert "measured by `make aa`" in (tmp_path / "2" / "out" / "compare.md").read_text()
+    (a.parent / "aa.json").write_text(json.dumps({"band_low": 1.1, "band_high": 1.2}))
+    bad = run_script("compare.py", a, b, "--out", tmp_path / "o3")
+    assert bad.returncode == 2 and "must bracket 1" in bad.stderr
 
 
 def test_summary_per_scenario_and_strategy_and_filters(compare_abc, tmp_path):
@@ -70,6 +169,9 @@ def test_summary_per_scenario_and_strategy_and_filters(compare_abc, tmp_path):
     assert "### Geometric mean of the ratios, per scenario and strategy" in md
     assert "| toggle_latency | mprotect | 2.00× |" in md
     assert "### Configurations found faster or slower" in md
+    assert "### Configurations faster or slower relative to the run" in md
+    assert "Whole run: the run-wide shift g = synthetic-chip-b / synthetic-chip-a = 2.00×" in md
+    assert "verdict slower: the interval lies above the band" in md and "Per configuration, relative to the run" in md
     done = run_script("compare.py", RUN_A, RUN_B, "--out", tmp_path / "f", "--scenario", "toggle_latency",
                       "--strategy", "mprotect", "--variant", "flip,patch")
     assert done.returncode == 0, done.stderr

@@ -1,7 +1,12 @@
-"""Every script on bad input: exit 2 naming file and line; no rows: exit 0, nothing written."""
+"""Every script on bad input: exit 2 naming file and line; no rows: exit 0, nothing written;
+--help: exit 0."""
+
+import subprocess
+import sys
 
 import pytest
 from wxplots_testlib import HEADER, RUN_A, row, run_script, write_csv
+from wxplots_testlib import SCRIPTS as SCRIPT_DIR
 
 SCRIPTS = ["plot.py", "report.py", "compare.py", "gnuplot_data.py", "terminal_chart.py"]
 
@@ -78,3 +83,14 @@ def test_bad_audit_csv_names_line(tmp_path):
     (run / "audit.csv").write_text("strategy,property,result,evidence\nmprotect,per-thread,maybe,guess\n")
     done = run_script("report.py", run, "--out", tmp_path / "out")
     assert done.returncode == 2 and f"{run / 'audit.csv'}:2: result is 'maybe'" in done.stderr
+
+
+def test_every_script_with_a_main_answers_help_with_exit_0():
+    """--help of every scripts/*.py that has a main (run side by side: each imports matplotlib)."""
+    scripts = [p for p in sorted(SCRIPT_DIR.glob("*.py")) if "def main" in p.read_text()]
+    assert len(scripts) >= 8
+    procs = {p.name: subprocess.Popen([sys.executable, str(p), "--help"], stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True) for p in scripts}
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0 and out.strip(), (name, err[-500:])
