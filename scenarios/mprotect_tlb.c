@@ -194,7 +194,8 @@ static int victim_step(wx_job *j, int k, void *mine, char *why, size_t len)
 }
 
 #define TLB_KERNEL(fn, extra)                                                                                     \
-    {.state_size = sizeof(tlb_state), .flags = WX_K_SHORT | (extra), .setup = tlb_setup, .ops = (fn),             \
+    {.state_size = sizeof(tlb_state), .flags = WX_K_SHORT | WX_K_SIZED_BATCH | (extra), .setup = tlb_setup,      \
+     .ops = (fn),                                                                                                 \
      .verify = tlb_verify, .teardown = tlb_teardown, .victim_size = sizeof(tlb_victim),                           \
      .victim_prepare = victim_prepare, .victim_step = victim_step}
 

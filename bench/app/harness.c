@@ -14,6 +14,8 @@
 #define SHORT_MIN_TIME 0.002            /* WX_K_SHORT: at least this, ... */
 #define SHORT_MIN_TIME_VICTIMS 0.01     /* ... and this with victims (several time slices) */
 #define MEASURING_MIN_WINDOW_NS 10000000ull /* the measuring thread's share is judged over loops this long */
+#define SIZING_NS 1000000ull            /* WX_K_SIZED_BATCH: untimed ops that size the batch ... */
+#define SIZED_SHARE 0.2                 /* ... to this share of the case's min time */
 
 /* ------------------------------------------------------------------------
  * The registry
@@ -269,6 +271,36 @@ static void fail(loop *l, wx_entry *e, wx_status status, const char *why, int dr
             ;
 }
 
+/* WX_K_SIZED_BATCH: in the first measured pass of a single-thread case
+ * without a fixed op count, run ops untimed for about SIZING_NS (after the
+ * set-up, victims settled) and keep the batch that lasts about SIZED_SHARE
+ * of the min time, a multiple of the kernel's step; every pass of the case
+ * then runs that batch. Returns 0, or -1 with j->why when an op failed. */
+static int size_batch(wx_entry *e, wx_job *j, const wx_kernel *k, int nthreads)
+{
+    if (!(k->flags & WX_K_SIZED_BATCH) || nthreads != 1 || e->c.iterations > 0)
+        return 0;
+    if (e->sized_step == 0) {
+        uint64_t n = 0;
+        const uint64_t t0 = wx_now_ns();
+        uint64_t t = t0;
+        while (t - t0 < SIZING_NS) {
+            if (k->ops(j, j->step) != 0)
+                return -1;
+            n += j->step;
+            t = wx_now_ns();
+        }
+        j->timed_ns = 0;
+        const double per_op = (double)(t - t0) / (double)n;
+        const double min_time = e->c.min_time > 0 ? e->c.min_time : g_run.min_time;
+        const double want = SIZED_SHARE * min_time * 1e9 / (per_op > 0 ? per_op : 1);
+        const uint64_t batches = want > (double)j->step ? (uint64_t)(want / (double)j->step) : 1;
+        e->sized_step = batches * j->step;
+    }
+    j->step = e->sized_step;
+    return 0;
+}
+
 /* One pass of e's kernel on this thread: the whole sequence of scenario.h. */
 static void run_pass(loop *l, wx_entry *e, int repetition)
 {
@@ -351,6 +383,7 @@ static void run_pass(loop *l, wx_entry *e, int repetition)
         fail(l, e, rc == WX_UNSUPPORTED ? WX_UNSUPPORTED : WX_FAILED, j.why, 1);
     } else {
         /* Start timing at a moment the victims hold their CPUs (bounded wait). */
+        int sized = st ? size_batch(e, &j, k, nthreads) : 0;
         (void)wx_victims_settle(v, SETTLE_WINDOW_NS, SETTLE_MAX_WAIT_NS);
         wx_counters counters;
         if (t == 0)
@@ -361,8 +394,8 @@ static void run_pass(loop *l, wx_entry *e, int repetition)
         const uint64_t cpu0 = wx_thread_cpu_ns(), wall0 = wx_now_ns();
         const int64_t wait0 = wx_thread_wait_ns();
         const int manual = (k->flags & WX_K_MANUAL_TIME) != 0;
-        int err = 0;
-        while (keep_running(l, j.step)) {
+        int err = sized != 0;
+        while (!err && keep_running(l, j.step)) {
             if (k->ops(&j, j.step) != 0) {
                 err = 1;
                 break;

@@ -14,7 +14,8 @@ typedef struct wx_entry {
     int native;               /* Google Benchmark's own empty loop (harness/native) */
     char *unsupported;        /* reason, or NULL when it is measured */
     const char *core_class;   /* "P", "E" (Apple silicon) or "any": where it is measured */
-    wx_status status;         /* how the body ended it: WX_OK, WX_UNSUPPORTED or WX_FAILED */
+    wx_status status;         /* how the body ended it: WX_OK, WX_UNSUPPORTED, WX_FAILED or WX_INTERFERED */
+    uint64_t sized_step;      /* WX_K_SIZED_BATCH: ops per ops() call found by its first pass (0: not yet) */
     uint64_t cpus_seen;       /* CPUs (< 64) its measuring thread was seen on (P/E cases only) */
     int cpu_unknown;          /* seen on a CPU wx_current_cpu could not name (or >= 64) */
     void *shared;             /* the kernel's shared state while a body runs */

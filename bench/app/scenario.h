@@ -100,6 +100,11 @@ enum {
     WX_K_VICTIM_PROCESSES = 1u << 2, /* victims are forked processes (before setup), not threads */
     WX_K_SHORT = 1u << 3,            /* a quarter of the run's min time (>= 2 ms; >= 10 ms with
                                         victims), where the case sets none */
+    WX_K_SIZED_BATCH = 1u << 4,      /* the set-up is costly (large regions, victims) next to the timed loop:
+                                        single-thread cases without a fixed op count size their batch (ops per
+                                        ops() call) from an untimed ~1 ms of ops in their first measured pass,
+                                        to about a fifth of the min time, so that Google Benchmark's
+                                        estimating passes (each a whole set-up) are 2, not 4-6 */
 };
 
 /* A kernel: the operation a case measures. Every function but ops is
