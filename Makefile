@@ -136,7 +136,8 @@ $(B)/%.o: %.cc
 .PHONY: FORCE
 $(B)/version.stamp: FORCE
 	@mkdir -p $(B); echo '$(WX_VERSION)' | cmp -s - $@ 2>/dev/null || echo '$(WX_VERSION)' > $@
-$(B)/bench/app/main.o $(B)/bench/app/meta.o $(BT)/bench/app/main.o $(BT)/bench/app/meta.o: $(B)/version.stamp
+VERSIONED := main meta runner trace
+$(foreach o,$(VERSIONED),$(B)/bench/app/$(o).o $(BT)/bench/app/$(o).o): $(B)/version.stamp
 
 # ---------------------------------------------------------------------------
 # Dependencies: check, then install (apt-get / Homebrew) or say how.

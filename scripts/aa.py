@@ -101,8 +101,10 @@ def figures(a: wxdata.Run, b: wxdata.Run, band: wxcompare.Band, min_effect: floa
     hits = sum(after[k] == "slower" for k in chosen)
     others = [k for k in after if k not in chosen]
     moved = sum(after[k] in ("faster", "slower") for k in others)
-    halves = [max(c.ci_high_vs_run - c.ratio_vs_run, c.ratio_vs_run - c.ci_low_vs_run) / c.ratio_vs_run
-              for c in (r.cmp for r in rows) if c.ci_low_vs_run is not None]
+    # the exact sampling interval's half-width (the spread between runs, which widens the verdicts'
+    # intervals, is the machine's and the same for every configuration)
+    halves = [math.expm1(max(c.shift.high - c.shift.estimate, c.shift.estimate - c.shift.low))
+              for c in (r.cmp for r in rows) if c.shift is not None and c.shift.low is not None]
     fig = {
         "configurations": len(rows), "run_shift": rc.shift.summary(),
         "run_shift_scaled": rc.shift.scaled(factor).summary(),
@@ -144,11 +146,20 @@ def figure_lines(f: dict, factor: float) -> list[str]:
     ]
 
 
+def first_repetitions(run: wxdata.Run, n: int | None) -> wxdata.Run:
+    """run with only its repetitions 1..n (all with None): what a run of n processes would have
+    measured (repetitions are numbered in the order they ran, interleaved with the rest)."""
+    if not n:
+        return run
+    return dataclasses.replace(run, rows=[r for r in run.rows if (r.repetition or 0) <= n], _configs=None)
+
+
 def open_pair(args) -> tuple[wxdata.Run, wxdata.Run, str]:
     """Runs A and B (the odd and even repetitions of one run with --split) and a title."""
     if not args.split:
-        a, b = wxdata.open_run(args.run_a), wxdata.open_run(args.run_b)
-        return a, b, f"{a.dir} vs {b.dir}"
+        a = first_repetitions(wxdata.open_run(args.run_a), args.repetitions)
+        b = first_repetitions(wxdata.open_run(args.run_b), args.repetitions)
+        return a, b, f"{a.dir} vs {b.dir}" + (f", repetitions 1-{args.repetitions}" if args.repetitions else "")
     whole = wxdata.open_run(args.run_a)
     a = dataclasses.replace(whole, rows=[r for r in whole.rows if (r.repetition or 0) % 2 == 1], _configs=None)
     b = dataclasses.replace(whole, rows=[r for r in whole.rows if (r.repetition or 0) % 2 == 0], _configs=None)
@@ -237,26 +248,76 @@ def read_pair(pair_dir: Path) -> tuple[dict, list]:
     return doc, rows
 
 
-def rejudge(row: dict, band: tuple, min_effect: float) -> str:
-    """The absolute verdict of an aa.csv row under another band."""
+def rejudge(row: dict, band: tuple, min_effect: float, g: float | None = None, spread: float = 0.0,
+            extra: float = 0.0) -> tuple:
+    """(absolute, relative) verdicts of an aa.csv row under another band and spread, with
+    extra added to its log shift (the power check's scaling) and g the run-wide shift."""
+    if row["log_ratio"] == "":
+        return "missing", "missing"
+
     def val(k):
-        return float(row[k]) if row[k] != "" else None
+        return float(row[k]) + extra if row[k] != "" else None
 
     c = wxstats.Comparison(int(row["n_a"]), int(row["n_b"]))
     c.shift = wxstats.Shift(val("log_ratio"), val("log_low"), val("log_high"), 0.95)
-    return wxstats.judge(c, None, band, min_effect).verdict
+    wxstats.judge(c, g, band, min_effect, spread)
+    return c.verdict, c.verdict_vs_run
 
 
-def pair_summary(pair_dir: Path, doc: dict, rows: list, band: tuple) -> dict:
-    """One pair's entry of aa.json: its shift, and its false positives with the band."""
+MOVED = ("faster", "slower")
+
+
+def evaluate(doc: dict, rows: list, band: tuple, spread: float) -> dict:
+    """One pair judged with a band and a spread: false positives (absolute, relative) and
+    the power check (the rows aa.py scaled, shifted by its factor: share called slower
+    relative to the run; share of the others called anything)."""
+    me, g = doc["min_effect"], doc["raw"]["run_shift"]["ratio"]
+    judged = [rejudge(r, band, me, g, spread) for r in rows]
+    extra = math.log1p(doc["shift"])
+    logs = [float(r["log_ratio"]) + extra * (r["scaled"] == "1") for r in rows if r["log_ratio"] != ""]
+    gs = math.exp(float(np.median(logs))) if logs else None
+    scaled = [rejudge(r, band, me, gs, spread, extra * (r["scaled"] == "1")) for r in rows]
+    hits = sum(v[1] == "slower" for v, r in zip(scaled, rows) if r["scaled"] == "1")
+    n_scaled = sum(r["scaled"] == "1" for r in rows)
+    others = [v[1] for v, r in zip(scaled, rows) if r["scaled"] != "1"]
+    return {"configurations": len(rows),
+            "absolute_count": sum(v[0] in MOVED for v in judged), "relative_count": sum(v[1] in MOVED for v in judged),
+            "absolute": rate(sum(v[0] in MOVED for v in judged), len(rows)),
+            "relative": rate(sum(v[1] in MOVED for v in judged), len(rows)),
+            "power_hits": hits, "power_scaled": n_scaled, "power": rate(hits, n_scaled),
+            "others_moved": sum(v in MOVED for v in others), "others": len(others),
+            "others_rate": rate(sum(v in MOVED for v in others), len(others))}
+
+
+def pair_summary(pair_dir: Path, doc: dict, rows: list, band: tuple, spread_log: float) -> dict:
+    """One pair's entry of aa.json: its shift, and its false positives and power judged with the
+    band and spread of every pair (in sample)."""
     s = doc["raw"]["run_shift"]
-    absolute = sum(rejudge(r, band, doc["min_effect"]) in ("faster", "slower") for r in rows)
-    relative = sum(r["verdict_vs_run"] in ("faster", "slower") for r in rows)
+    ev = evaluate(doc, rows, band, spread_log)
     return {"dir": str(pair_dir), "a": doc["a"], "b": doc["b"], "configurations": len(rows),
             "run_shift": {k: s[k] for k in ("ratio", "ci_low", "ci_high")},
-            "false_positives": {"absolute": rate(absolute, len(rows)), "relative": rate(relative, len(rows)),
-                                "absolute_count": absolute, "relative_count": relative},
-            "power_vs_run": doc["raw"]["power_rate"]}
+            "false_positives": {"absolute": ev["absolute"], "relative": ev["relative"],
+                                "absolute_count": ev["absolute_count"], "relative_count": ev["relative_count"]},
+            "power_vs_run": ev["power"], "others_moved": ev["others_rate"]}
+
+
+def leave_one_out(pairs: list) -> dict:
+    """Each pair judged with the band and spread of the other pairs only (an honest estimate
+    of what the band does for a comparison it was not made from); pooled counts."""
+    tot = {"configurations": 0, "absolute_count": 0, "relative_count": 0, "power_hits": 0, "power_scaled": 0,
+           "others_moved": 0, "others": 0}
+    per = []
+    for k, (doc, rows) in enumerate(pairs):
+        rest = pairs[:k] + pairs[k + 1:]
+        band = wxstats.band_rule([math.log(d["raw"]["run_shift"]["ratio"]) for d, _ in rest])
+        ev = evaluate(doc, rows, band, spread(rest))
+        per.append(ev)
+        for key in tot:
+            tot[key] += ev[key]
+    return {"pairs": per, "absolute": rate(tot["absolute_count"], tot["configurations"]),
+            "relative": rate(tot["relative_count"], tot["configurations"]),
+            "power": rate(tot["power_hits"], tot["power_scaled"]),
+            "others_rate": rate(tot["others_moved"], tot["others"]), **tot}
 
 
 def spread(pairs: list) -> float:
@@ -271,23 +332,29 @@ def spread(pairs: list) -> float:
     return wxstats.between_run_spread(res, half) if res else 0.0
 
 
-def aggregate(pair_dirs: list, out: str | None) -> int:
-    """--band: the machine's band from A/A pairs, written to aa.json."""
+def aggregate(pair_dirs: list, out: str | None, power_shift: float | None = None) -> int:
+    """--band: the machine's band from A/A pairs, written to aa.json (power_shift: the power
+    check judged at this shift, in percent, instead of the one the pairs were analysed with)."""
     pairs = [read_pair(Path(d)) for d in pair_dirs]
+    if power_shift is not None:
+        for doc, _ in pairs:
+            doc["shift"] = power_shift / 100
     machine = pairs[0][0]["machine"]
     if len(pairs) < 3:
         print(f"note: {len(pairs)} A/A pair(s); the band wants at least 3", file=sys.stderr)
     band = wxstats.band_rule([math.log(doc["raw"]["run_shift"]["ratio"]) for doc, _ in pairs])
-    entries = [pair_summary(Path(d), doc, rows, band) for d, (doc, rows) in zip(pair_dirs, pairs)]
+    w = spread(pairs)
+    entries = [pair_summary(Path(d), doc, rows, band, w) for d, (doc, rows) in zip(pair_dirs, pairs)]
     n = sum(e["configurations"] for e in entries)
     fp = {k: rate(sum(e["false_positives"][k + "_count"] for e in entries), n) for k in ("absolute", "relative")}
-    w = spread(pairs)
+    loo = leave_one_out(pairs) if len(pairs) >= 2 else None
     doc = {"machine": machine, "chip": pairs[0][0]["chip"],
            "written_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "pairs": entries, "false_positives": dict(fp, configurations=n),
            "band_low": band[0], "band_high": band[1],
            "band_rule": BAND_RULE,
-           "config_spread_log": w, "config_spread_pct": 100 * math.expm1(w), "min_effect": pairs[0][0]["min_effect"]}
+           "config_spread_log": w, "config_spread_pct": 100 * math.expm1(w), "min_effect": pairs[0][0]["min_effect"],
+           "leave_one_out": loo}
     path = Path(out or Path("data") / machine) / "aa.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
@@ -308,7 +375,19 @@ def band_text(doc: dict) -> str:
             f"  band: {doc['band_low']:.3f}-{doc['band_high']:.3f} ({doc['band_rule']})\n"
             f"  false positives, absolute with this band: {fp['absolute']:.1%} pooled (per pair {per['absolute']})\n"
             f"  false positives, relative to the run: {fp['relative']:.1%} pooled (per pair {per['relative']})\n"
-            f"  per-configuration spread between runs beyond sampling noise: +-{doc['config_spread_pct']:.1f}%\n")
+            f"  per-configuration spread between runs beyond sampling noise: +-{doc['config_spread_pct']:.1f}%\n"
+            + loo_text(doc.get("leave_one_out")))
+
+
+def loo_text(loo: dict | None) -> str:
+    """The leave-one-out lines of band_text."""
+    if not loo:
+        return ""
+    return (f"  each pair judged with the band and spread of the other pairs (leave one out), pooled:\n"
+            f"    false positives: absolute {loo['absolute']:.1%} ({loo['absolute_count']} of "
+            f"{loo['configurations']}), relative {loo['relative']:.1%} ({loo['relative_count']})\n"
+            f"    power (a seeded 20% of B scaled): {loo['power']:.1%} called slower relative to the run "
+            f"({loo['power_hits']} of {loo['power_scaled']}); the others called anything: {loo['others_rate']:.1%}\n")
 
 
 def main(argv=None) -> int:
@@ -323,6 +402,10 @@ def main(argv=None) -> int:
                     help=f"smallest difference called faster or slower, in percent (default "
                          f"{wxstats.MIN_EFFECT * 100:g})")
     ap.add_argument("--shift", type=float, default=15.0, metavar="PCT", help="the power checks' shift (default 15)")
+    ap.add_argument("--repetitions", type=int, metavar="N",
+                    help="use only the first N repetitions of each run (a power curve: what N processes resolve)")
+    ap.add_argument("--power-shift", type=float, metavar="PCT",
+                    help="with --band: judge the power check at this shift instead of the pairs' own")
     ap.add_argument("--out", metavar="DIR",
                     help="where aa.txt, aa.csv and aa_pair.json go (default: beside RUN_A); with --band, where "
                          "aa.json goes (default: data/<machine>)")
@@ -330,7 +413,7 @@ def main(argv=None) -> int:
     if args.band:
         if args.run_a or args.split:
             ap.error("--band takes analysed pair folders only")
-        return aggregate(args.band, args.out)
+        return aggregate(args.band, args.out, args.power_shift)
     if args.run_a is None or args.split == (args.run_b is not None):
         ap.error("give RUN_A and RUN_B, or one run with --split")
     return analyse_pair(args)

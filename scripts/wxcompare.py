@@ -42,6 +42,7 @@ class Band:
     low: float
     high: float
     source: str  # the aa.json path, or "default"
+    spread: float = wxstats.DEFAULT_SPREAD  # per-configuration spread between runs (log units)
 
     @property
     def pair(self) -> tuple[float, float]:
@@ -61,12 +62,13 @@ def load_band(run_dir: Path) -> Band:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
         low, high = float(doc["band_low"]), float(doc["band_high"])
+        spread = float(doc.get("config_spread_log", wxstats.DEFAULT_SPREAD))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         print(f"note: {path}: no band_low and band_high ({exc}); using the default band", file=sys.stderr)
         return Band(*wxstats.DEFAULT_BAND, "default")
     if not 0 < low <= 1 <= high:
         raise wxdata.DataError(f"{path}: band_low {low} and band_high {high} must bracket 1")
-    return Band(low, high, str(path))
+    return Band(low, high, str(path), spread)
 
 
 # ---------------------------------------------------------------- process values
@@ -244,7 +246,7 @@ def compare_runs(a: wxdata.Run, b: wxdata.Run, *, band: Band, min_effect: float 
     shift = wxstats.run_shift([cmps[k].shift.estimate for k in both], cluster_groups(both, sa, sb), band.pair,
                               band.source, resamples)
     for c in cmps.values():
-        wxstats.judge(c, shift.ratio, band.pair, min_effect)
+        wxstats.judge(c, shift.ratio, band.pair, min_effect, band.spread)
     rows = [ConfigResult(ca.key, ca.label(), cmps[ca.key]) for ca, _ in pairs]
     order = {k: i for i, k in enumerate(keys)}
     rows.sort(key=lambda r: (r.key[0], wxdata.strategy_key(r.key[1]), order[r.key]))

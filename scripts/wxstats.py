@@ -27,7 +27,7 @@ Comparing a configuration between a base run A and a run B:
 - each verdict, from a ratio and its interval:
     missing  the configuration has no ok value in one of the runs;
     noisy    fewer than 3 values on a side or no 95% interval, or the sampling
-             interval (for the absolute verdict: before the band widens it)
+             interval (before the band and the spread widen it)
              reaches beyond 1 +- 2 x the minimum effect (a change of twice the
              minimum effect could hide in it): this comparison cannot tell;
     slower   the interval lies above 1 and the ratio is at least 1 + min_effect;
@@ -71,9 +71,12 @@ RUN_RESAMPLES = 1000        # bootstrap resamples of the run-wide shift (the doc
 Z975 = 1.959963984540054    # standard normal quantiles
 Z80 = 0.8416212335729143
 # The machine's run-to-run band of the run-wide shift when no aa.json has measured
-# it: a conservative PLACEHOLDER (+-8%, from the spread seen between back-to-back
-# runs on our 2-vCPU VMs), to be replaced by the value `make aa` measures.
-DEFAULT_BAND = (1 / 1.08, 1.08)
+# it, and the per-configuration spread between runs beyond sampling noise (log units):
+# what `make aa` measured on our 2-vCPU KVM guests, rounded outward: amd-epyc-vm on
+# 2026-12-08 (3 pairs at the defaults: band 0.937-1.067, spread +-2.3%; data/amd-epyc-vm/
+# aa.json) and intel-xeon-vm on 2026-12-01 (run-wide shifts 1.055, 0.936, 0.973).
+DEFAULT_BAND = (1 / 1.07, 1.07)
+DEFAULT_SPREAD = 0.025
 
 
 def seed_for(*names: str) -> int:
@@ -236,12 +239,19 @@ def verdict(ratio: float, low: float, high: float, min_effect: float,
     return "same", ""
 
 
-def mde(shift: Shift, min_effect: float) -> float | None:
+def widen(half: float, spread: float) -> float:
+    """A half-width (log units) widened by the machine's per-configuration spread between
+    runs (a standard deviation in log units): sqrt(half^2 + (z_0.975 x spread)^2)."""
+    return math.hypot(half, Z975 * spread)
+
+
+def mde(shift: Shift, min_effect: float, spread: float = 0.0) -> float | None:
     """The smallest change (a fraction) found with 80% power: exp(h (z_.975 + z_.8) / z_.975) - 1,
-    h the interval's half-width in log units, never below min_effect; None without an interval."""
+    h the interval's half-width in log units (widened by spread), never below min_effect; None
+    without an interval."""
     if shift.low is None:
         return None
-    h = (shift.high - shift.low) / 2
+    h = widen((shift.high - shift.low) / 2, spread)
     return max(math.expm1(h * (Z975 + Z80) / Z975), min_effect)
 
 
@@ -278,9 +288,12 @@ def estimate(base_logs, other_logs) -> Comparison:
     return c
 
 
-def judge(c: Comparison, g: float | None, band: tuple[float, float], min_effect: float = MIN_EFFECT) -> Comparison:
+def judge(c: Comparison, g: float | None, band: tuple[float, float], min_effect: float = MIN_EFFECT,
+          spread: float = 0.0) -> Comparison:
     """Fill both verdicts of an estimated comparison: absolute (interval widened by the
-    band) and relative to the run-wide shift g (None: no relative verdict)."""
+    band) and relative to the run-wide shift g (None: no relative verdict). spread: the
+    machine's per-configuration spread between runs (log units, aa.json's config_spread_log;
+    0: the exact sampling interval alone) widens both intervals' sides (widen())."""
     if c.shift is None:
         c.verdict = c.verdict_vs_run = "missing"
         c.why = "no ok value in " + ("either run" if c.n_base == c.n else
@@ -295,12 +308,15 @@ def judge(c: Comparison, g: float | None, band: tuple[float, float], min_effect:
         c.why = f"fewer than {MIN_N} processes on a side" if min(c.n_base, c.n) < MIN_N else \
             f"no 95% interval from {c.n_base} and {c.n} processes"
         return c
-    c.ci_low, c.ci_high = math.exp(s.low) * band[0], math.exp(s.high) * band[1]
+    low = s.estimate - widen(s.estimate - s.low, spread)
+    high = s.estimate + widen(s.high - s.estimate, spread)
+    c.ci_low, c.ci_high = math.exp(low) * band[0], math.exp(high) * band[1]
     c.verdict, c.why = verdict(c.ratio, c.ci_low, c.ci_high, min_effect, (math.exp(s.low), math.exp(s.high)))
-    c.mde_pct = 100 * mde(s, min_effect)
+    c.mde_pct = 100 * mde(s, min_effect, spread)
     if g is not None:
-        c.ci_low_vs_run, c.ci_high_vs_run = math.exp(s.low) / g, math.exp(s.high) / g
-        c.verdict_vs_run = verdict(c.ratio_vs_run, c.ci_low_vs_run, c.ci_high_vs_run, min_effect)[0]
+        c.ci_low_vs_run, c.ci_high_vs_run = math.exp(low) / g, math.exp(high) / g
+        c.verdict_vs_run = verdict(c.ratio_vs_run, c.ci_low_vs_run, c.ci_high_vs_run, min_effect,
+                                   (math.exp(s.low) / g, math.exp(s.high) / g))[0]
     return c
 
 

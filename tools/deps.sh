@@ -32,6 +32,10 @@ if [ "$what" = bench ] || [ "$what" = test ]; then
         need_venv=1
     fi
     have gnuplot || add gnuplot gnuplot-nox gnuplot
+    # Google Benchmark's own compare.py (and scipy for its U test) reads gb.json in a test (Debian ships it)
+    if [ "$what" = test ] && [ "$(uname -s)" = Linux ] && [ ! -f /usr/share/benchmark/compare.py ]; then
+        add "Google Benchmark's tools (compare.py, with scipy)" "libbenchmark-tools python3-scipy" ""
+    fi
 fi
 
 [ -z "$missing" ] && exit 0
