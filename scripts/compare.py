@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import re
 import sys
 import textwrap
@@ -65,13 +66,13 @@ ALPHA = 0.05
 METHOD = [
     "ratio = metric on the machine / metric on the base machine; each metric is a " + wxdata.MEDIAN_DEFINITION
     + " (for ns metrics a ratio above 1 means slower than the base; for contention scaling, scales better)",
-    f"95% interval: percentile bootstrap with {RESAMPLES} resamples of each machine's repetitions (with "
-    "replacement, each machine separately), ratio of the resampled medians, 2.5th to 97.5th percentile; the "
-    f"generator is seeded from {SEED} and the metric, strategy and machine names, so the output is reproducible",
-    "p: two-sided Mann-Whitney U test of the two machines' repetitions, normal approximation with tie and "
-    "continuity corrections (n/a where the metric is itself a ratio of two configurations); with fewer than "
-    "4 repetitions per machine it cannot reach p < 0.05",
-    f"a ratio is marked not significant when its interval contains 1 or p >= {ALPHA}",
+    "a metric of one configuration: ratio = exp(Hodges-Lehmann shift of the log values) with its exact "
+    "Mann-Whitney 95% interval (as compare.csv), p the Mann-Whitney test of the same values; none with 3 "
+    "repetitions a side",
+    f"a metric that is itself a ratio of two configurations (contention scaling): ratio of medians, 95% "
+    f"percentile-bootstrap interval with {RESAMPLES} resamples of each machine's repetitions (ratio of the "
+    f"resampled medians; seeded from {SEED} and the names, so reproducible), no p",
+    f"a ratio is marked not significant when its interval contains 1 (or is missing) or p >= {ALPHA}",
 ]
 
 
@@ -116,7 +117,7 @@ class Ratio:
     def significant(self) -> bool | None:
         if self.ratio is None:
             return None
-        if self.low <= 1 <= self.high:
+        if self.low is None or self.low <= 1 <= self.high:
             return False
         return self.p is None or self.p < ALPHA
 
@@ -132,11 +133,17 @@ def compute_ratio(metric, strategy, base, other) -> Ratio:
     r = Ratio(metric, strategy, base, other, bv, ov)
     if bv is None or ov is None or bv.value is None or ov.value is None or bv.value == 0:
         return r
+    if len(bv.samples) == 1 and len(ov.samples) == 1:
+        a, b = np.log(np.asarray(bv.samples[0], dtype=float)), np.log(np.asarray(ov.samples[0], dtype=float))
+        shift = wxstats.hodges_lehmann(a, b)
+        r.ratio = math.exp(shift.estimate)
+        if shift.low is not None:
+            r.low, r.high = math.exp(shift.low), math.exp(shift.high)
+        r.p = wxstats.mw_p_value(a, b)
+        return r
     r.ratio = ov.value / bv.value
     seed = seed_for(metric.key, strategy, base.label, other.label)
     r.low, r.high = bootstrap_ratio(metric, bv.samples, ov.samples, seed)
-    if len(bv.samples) == 1:
-        r.p = mann_whitney_u(ov.samples[0], bv.samples[0])[1]
     return r
 
 
@@ -289,7 +296,7 @@ def build(sides: list[Side], base: Side, out: Path, per_other=(), min_effect: fl
                 if r.base_value is None and r.value is None:
                     continue
                 ratios.append(r)
-                ci = f"{fmt_sig(r.low)} – {fmt_sig(r.high)}" if r.ratio is not None else "—"
+                ci = f"{fmt_sig(r.low)} – {fmt_sig(r.high)}" if r.low is not None else "—"
                 p = "n/a" if r.ratio is not None and r.p is None else (f"{r.p:.3g}" if r.p is not None else "—")
                 rows.append([st, o.label, value_cell(r.base_value, metric.unit), value_cell(r.value, metric.unit),
                              Cell(f"{fmt_sig(r.ratio)}×" if r.ratio is not None else "—", "num"),
@@ -400,11 +407,23 @@ def level_text(rows: list, attr: str, what: str) -> str:
     return f"{what}: " + ", ".join(f"{counts[v]} {v}" for v in wxstats.VERDICTS) + "." + share
 
 
+def interfered_section(doc: Doc, sides: tuple):
+    """The rows other work spoiled in every try, per run: counted and listed (never compared)."""
+    found = [(s, c, r) for s in sides for c in s.run.configs for r in c.not_ok_rows if r.status == "interfered"]
+    counts = ", ".join(f"{sum(1 for x, _, _ in found if x is s)} in {s.label}" for s in sides)
+    doc.p(f"Rows `interfered` (other programs kept a thread of the measurement off its CPU in each of 3 tries; "
+          f"not compared): {counts}." + (" A quieter machine gives them values." if found else ""))
+    if found:
+        doc.table(["run", "configuration", "repetition", "reason"],
+                  [[s.label, c.label(), r.repetition, r.reason] for s, c, r in found])
+
+
 def configs_section(doc: Doc, base: Side, other: Side, rc: wxcompare.RunComparison, min_effect: float):
     rows = rc.rows
     compared = len(rc.compared)
     doc.h(2, f"{other.label} against {base.label}: every configuration")
     doc.p(f"{len(rows)} configurations in both runs, {compared} with ok values in both.")
+    interfered_section(doc, (base, other))
     doc.p(whole_run_text(base, other, rc))
     drifts = [base.run.drift(), other.run.drift()]
     doc.p("Drift inside each run (its second half of processes against its first): "

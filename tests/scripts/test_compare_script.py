@@ -13,6 +13,7 @@ from wxplots_testlib import RUN_A, RUN_B, RUN_C, RUN_X86, png_size, run_script, 
 
 import compare
 import wxdata
+import wxstats
 
 NS_METRICS = ["flip", "patch", "mprotect_1p_0v", "mprotect_1p_most", "icache_64", "icache_4k"]
 
@@ -80,7 +81,7 @@ def test_compare_summary_json(compare_abc):
     s = doc["run_shift"]
     assert s["ratio"] == pytest.approx(2.0) and 1.9 < s["ci_low"] < 2.0 < s["ci_high"] < 2.1
     assert s["verdict"] == "slower" and s["band_source"] == "default"
-    assert (s["band_low"], s["band_high"]) == pytest.approx((1 / 1.08, 1.08))
+    assert (s["band_low"], s["band_high"]) == pytest.approx(wxstats.DEFAULT_BAND)
     rows = read_compare(out / "compare.csv")[1]
     for key, column in (("verdicts", "verdict"), ("verdicts_vs_run", "verdict_vs_run")):
         assert doc[key] == {v: sum(r[column] == v for r in rows) for v in ("faster", "slower", "same", "noisy",
@@ -88,7 +89,7 @@ def test_compare_summary_json(compare_abc):
     assert doc["configurations"] == len(rows) and doc["ref_adjust"] is False
     same = json.loads((out / "compare_summary_vs_synthetic-chip-c.json").read_text())["run_shift"]
     assert same["ratio"] == pytest.approx(1.0) and same["verdict"] == "within_band"
-    assert "whole run 2.000" in done.stderr and "slower (band 0.926-1.080, default)" in done.stderr
+    assert "whole run 2.000" in done.stderr and "slower (band 0.935-1.070, default)" in done.stderr
 
 
 def synthetic_pair(tmp_path, band=None, **b):
@@ -223,7 +224,8 @@ def test_markdown_html_and_figures(compare_abc):
     md = (out / "compare.md").read_text()
     assert "| mprotect | synthetic-chip-b | 1.50 µs | 3.00 µs | 2.00× |" in md
     assert "| significant |" in md and "| not significant |" in md
-    assert "percentile bootstrap with 10000 resamples" in md and "Mann-Whitney U" in md
+    assert "Hodges-Lehmann shift of the log values" in md and "exact Mann-Whitney 95% interval" in md
+    assert "percentile-bootstrap interval with 10000 resamples" in md  # only for ratio metrics
     assert "Base: synthetic-chip-a." in md
     for metric in NS_METRICS + ["scaling"]:
         png = out / f"compare_{metric}.png"
@@ -294,3 +296,25 @@ def test_one_run_is_nothing_to_compare(tmp_path):
 def test_significance_needs_interval_clear_of_1_and_small_p(low, high, p, expected):
     r = compare.Ratio(wxdata.metric("flip"), "mprotect", None, None, None, None, ratio=2.0, low=low, high=high, p=p)
     assert r.verdict == expected
+
+
+def test_interfered_rows_are_counted_and_listed_not_compared(tmp_path):
+    """A row other work spoiled in every try (status interfered) is named in
+    compare.md with its reason, and its configuration is compared on its ok
+    processes only."""
+    from wxplots_testlib import row, run_script, write_csv
+    reason = "spoiled by other work in each of 3 tries (fresh processes); the last: victim thread 0 lost its CPU"
+    runs = []
+    for name in ("a", "b"):
+        lines = [row(rep=k, ns=str(100.0 + k)) for k in range(1, 7)]
+        lines += [row(variant="patch", rep=k, ns=str(200.0 + k)) for k in range(1, 7)]
+        if name == "b":
+            lines[2] = row(rep=3, ns="", status="interfered", reason=reason)
+        runs.append(write_csv(tmp_path / "synthetic-test" / f"2025010{1 + (name == 'b')}T000000Z" / "results.csv",
+                              lines).parent)
+    p = run_script("compare.py", *runs, "--out", tmp_path / "c")
+    assert p.returncode == 0, p.stderr
+    md = (tmp_path / "c" / "compare.md").read_text()
+    assert "0 in " in md and "1 in " in md and reason in md, md
+    flip = [r for r in csv.DictReader(open(tmp_path / "c" / "compare.csv")) if r["variant"] == "flip"]
+    assert flip and flip[0]["n"] == "5" and flip[0]["n_base"] == "6"
