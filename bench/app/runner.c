@@ -233,8 +233,11 @@ static void process_row(run_state *rs, const job *j, long pid, double start_s, d
     snprintf(f[6], sizeof f[6], "%ld", ok);
     snprintf(f[7], sizeof f[7], "%ld", not_ok);
     snprintf(f[8], sizeof f[8], "%d", j->attempt);
-    for (int k = 0; k < 2; k++) /* empty where the child did not get that far */
-        snprintf(f[9 + k], sizeof f[9], ref_ns[k] > 0 ? "%.0f" : "", ref_ns[k]);
+    for (int k = 0; k < 2; k++) { /* empty where the child did not get that far */
+        f[9 + k][0] = 0;
+        if (ref_ns[k] > 0)
+            snprintf(f[9 + k], sizeof f[9], "%.0f", ref_ns[k]);
+    }
     const char *fields[] = {f[0], p->sc->name, p->st->name, f[1], f[2], f[3], f[4], f[5], end, f[6], f[7],
                             f[8], f[9], f[10]};
     char *line = wx_csv_line(fields, 14);
