@@ -46,7 +46,7 @@ CORE_SRC := $(filter-out bench/core/platform_%.c,$(sort $(wildcard bench/core/*.
             $(PLATFORM_SRC) $(sort $(wildcard bench/strategies/*.c))
 # The application (bench/app/): the parts that need no Google Benchmark
 # (unit-tested, cross-compiled), then those that run it through the shim.
-APP_PLAIN_SRC := bench/app/csv.c bench/app/proc.c bench/app/audit.c bench/app/probe.c bench/app/stats.c \
+APP_PLAIN_SRC := bench/app/csv.c bench/app/audit.c bench/app/probe.c bench/app/stats.c \
                  bench/app/results.c
 APP_GB_SRC := bench/app/main.c bench/app/options.c bench/app/runner.c bench/app/child.c bench/app/harness.c bench/app/meta.c \
               bench/app/trace.c bench/app/replay.c

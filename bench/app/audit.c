@@ -35,7 +35,7 @@
 #define _DARWIN_C_SOURCE 1
 #include "audit.h"
 #include "csv.h"
-#include "proc.h"
+#include "../core/proc.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -7,7 +7,7 @@
 #define WX_AUDIT_H
 
 #include "../core/wx.h"
-#include "proc.h"
+#include "../core/proc.h"
 
 /* The W^X properties the audit answers, in audit.csv order. A "yes" is
  * always a weakness: code can be written while it, or another view of it,

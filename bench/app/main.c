@@ -3,7 +3,7 @@
 #define _GNU_SOURCE 1
 #include "options.h"
 #include "probe.h"
-#include "proc.h"
+#include "../core/proc.h"
 #include "runner.h"
 #include "trace.h"
 #include "../gbench_shim.h"

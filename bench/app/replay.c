@@ -29,7 +29,7 @@
 #include "trace.h"
 #include "csv.h"
 #include "options.h"
-#include "proc.h"
+#include "../core/proc.h"
 #include "stats.h"
 #include "../core/stub_pages.h"
 #include "../core/wx.h"

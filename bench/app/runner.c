@@ -18,7 +18,7 @@
 #include "child.h"
 #include "csv.h"
 #include "meta.h"
-#include "proc.h"
+#include "../core/proc.h"
 #include "results.h"
 #include "../core/platform_util.h"
 #include "../gbench_shim.h"
@@ -108,7 +108,8 @@ typedef struct run_state {
     uint64_t t_start;
 } run_state;
 
-static int add_job(run_state *rs, size_t p)
+/* Room for one more job in the schedule: 0, or ENOMEM. */
+static int room_for_a_job(run_state *rs)
 {
     if (rs->njobs == rs->jobs_cap) {
         size_t cap = rs->jobs_cap ? rs->jobs_cap * 2 : 256;
@@ -118,6 +119,13 @@ static int add_job(run_state *rs, size_t p)
         rs->jobs = j;
         rs->jobs_cap = cap;
     }
+    return 0;
+}
+
+static int add_job(run_state *rs, size_t p)
+{
+    if (room_for_a_job(rs) != 0)
+        return ENOMEM;
     job *j = &rs->jobs[rs->njobs++];
     memset(j, 0, sizeof *j);
     j->pair = p;
@@ -133,14 +141,8 @@ static int add_job(run_state *rs, size_t p)
  * only is taken over. */
 static int add_retry(run_state *rs, size_t done, wx_case_key *only, size_t nonly)
 {
-    if (rs->njobs == rs->jobs_cap) {
-        size_t cap = rs->jobs_cap ? rs->jobs_cap * 2 : 256;
-        job *j = realloc(rs->jobs, cap * sizeof *j);
-        if (!j)
-            return ENOMEM;
-        rs->jobs = j;
-        rs->jobs_cap = cap;
-    }
+    if (room_for_a_job(rs) != 0)
+        return ENOMEM;
     job r = rs->jobs[done];
     r.attempt++;
     r.only = only;

@@ -13,7 +13,7 @@
 #define _GNU_SOURCE 1
 #include "trace.h"
 #include "options.h"
-#include "proc.h"
+#include "../core/proc.h"
 #include "csv.h"
 #include "../core/platform_util.h"
 #include "../core/wx.h"

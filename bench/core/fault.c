@@ -3,6 +3,7 @@
 #define _GNU_SOURCE 1
 #define _DARWIN_C_SOURCE 1
 #include "wx.h"
+#include "proc.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -11,12 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
-#if defined(__linux__)
-#include <sys/prctl.h>
-#endif
 
 #ifndef MAP_ANONYMOUS
 #define MAP_ANONYMOUS MAP_ANON
@@ -92,6 +88,48 @@ typedef struct child_answer {
 
 #define ANSWER_OFFSET 64 /* the shared copy of arg starts here (aligned for any type) */
 
+/* What the child of wx_try_in_child runs (a wx_proc_fn). */
+typedef struct try_job {
+    void (*fn)(void *);
+    child_answer *ans;
+    void *shared;
+} try_job;
+
+static int try_child(void *arg, int fd)
+{
+    (void)fd; /* the answer goes to the shared page, which outlives a child that dies */
+    const try_job *j = arg;
+    j->ans->sig = wx_try(j->fn, j->shared);
+    j->ans->done = 1;
+    return 0;
+}
+
+/* Put how the child ended (end, timed_out) and its answer into t. */
+static void classify(const wx_proc_end *end, const child_answer *ans, int timeout_ms, wx_child_try *t)
+{
+    if (end->how == WX_PROC_TIMED_OUT) {
+        t->failed = 1;
+        snprintf(t->why, sizeof t->why, "the child process did not answer within %d ms and was killed", timeout_ms);
+    } else if (end->how == WX_PROC_LOST) {
+        t->failed = 1;
+        snprintf(t->why, sizeof t->why, "%s", end->why);
+    } else if (end->how == WX_PROC_SIGNALED) {
+        t->sig = end->code;
+        t->killed = 1;
+        snprintf(t->why, sizeof t->why, "the child process was killed by %s (%s)", wx_signal_name(t->sig),
+                 strsignal(t->sig));
+    } else if (end->code == 0 && ans->done) {
+        t->sig = ans->sig;
+        if (t->sig)
+            snprintf(t->why, sizeof t->why, "%s, caught in the child process", wx_signal_name(t->sig));
+        else
+            snprintf(t->why, sizeof t->why, "no fault (in a child process)");
+    } else {
+        t->failed = 1;
+        snprintf(t->why, sizeof t->why, "the child process exited with status %d before answering", end->code);
+    }
+}
+
 int wx_try_in_child(void (*fn)(void *), void *arg, size_t size, int timeout_ms, wx_child_try *t)
 {
     memset(t, 0, sizeof *t);
@@ -104,80 +142,33 @@ int wx_try_in_child(void (*fn)(void *), void *arg, size_t size, int timeout_ms, 
         wx_why_errno(t->why, sizeof t->why, "mmap(the child's answer page, MAP_SHARED)", errno);
         return -1;
     }
-    child_answer *ans = mem;
-    void *shared = (char *)mem + ANSWER_OFFSET;
+    try_job job = {.fn = fn, .ans = mem, .shared = (char *)mem + ANSWER_OFFSET};
     if (size)
-        memcpy(shared, arg, size);
-    fflush(NULL); /* nothing buffered may be written twice */
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
+        memcpy(job.shared, arg, size);
+    /* The one fork helper (proc.h): it writes nothing to the pipe, which
+     * closes when the child ends; a limit kills it. */
+    wx_proc p;
+    wx_proc_end end;
+    int e = wx_proc_start(&p, try_child, &job, timeout_ms);
+    if (e != 0) {
         t->failed = 1;
-        wx_why_errno(t->why, sizeof t->why, "fork", errno);
+        wx_why_errno(t->why, sizeof t->why, "fork", e);
         munmap(mem, total);
         return -1;
     }
-    if (pid == 0) {
-#if defined(__linux__)
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the process that waits for the answer */
-#endif
-        if (getppid() != parent)
-            _exit(125);
-        ans->sig = wx_try(fn, shared);
-        ans->done = 1;
-        _exit(0);
-    }
-    /* Wait, polling, up to the limit. */
-    struct timespec start, now;
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    int st = 0, timed_out = 0;
-    for (;;) {
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid)
-            break;
-        if (r < 0 && errno != EINTR) {
-            int e = errno;
-            kill(pid, SIGKILL);
-            while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-                ;
-            t->failed = 1;
-            wx_why_errno(t->why, sizeof t->why, "waitpid", e);
-            munmap(mem, total);
-            return -1;
-        }
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long long ms = (long long)(now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
-        if (timeout_ms > 0 && ms > timeout_ms) {
-            kill(pid, SIGKILL);
-            while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-                ;
-            timed_out = 1;
-            break;
-        }
-        struct timespec nap = {0, 1000000};
-        nanosleep(&nap, NULL);
+    char sink[64];
+    long n;
+    while ((n = wx_proc_read(&p, sink, sizeof sink, -1)) > 0 || n == WX_READ_AGAIN)
+        ;
+    const int lost = n == WX_READ_ERROR ? errno : 0;
+    wx_proc_finish(&p, lost != 0, n == WX_READ_TIMEOUT, &end);
+    if (lost) {
+        end.how = WX_PROC_LOST;
+        wx_why_errno(end.why, sizeof end.why, "could not watch the child process: poll/read", lost);
     }
     if (size)
-        memcpy(arg, shared, size);
-    if (timed_out) {
-        t->failed = 1;
-        snprintf(t->why, sizeof t->why, "the child process did not answer within %d ms and was killed", timeout_ms);
-    } else if (WIFSIGNALED(st)) {
-        t->sig = WTERMSIG(st);
-        t->killed = 1;
-        snprintf(t->why, sizeof t->why, "the child process was killed by %s (%s)", wx_signal_name(t->sig),
-                 strsignal(t->sig));
-    } else if (WIFEXITED(st) && WEXITSTATUS(st) == 0 && ans->done) {
-        t->sig = ans->sig;
-        if (t->sig)
-            snprintf(t->why, sizeof t->why, "%s, caught in the child process", wx_signal_name(t->sig));
-        else
-            snprintf(t->why, sizeof t->why, "no fault (in a child process)");
-    } else {
-        t->failed = 1;
-        snprintf(t->why, sizeof t->why, "the child process exited with status %d before answering",
-                 WIFEXITED(st) ? WEXITSTATUS(st) : -1);
-    }
+        memcpy(arg, job.shared, size);
+    classify(&end, job.ans, timeout_ms, t);
     munmap(mem, total);
     return t->failed ? -1 : t->sig;
 }

@@ -1,7 +1,7 @@
 /* proc.c - a function in a forked child, with a limit and a pipe. */
 #define _GNU_SOURCE 1
 #include "proc.h"
-#include "../core/wx.h"
+#include "wx.h"
 
 #include <errno.h>
 #include <poll.h>

@@ -1,7 +1,8 @@
 /* proc.h - run a function in a forked child with a time limit, read what it
- * writes to a pipe, and classify how it ended. The one fork helper of the
- * application: the runner's children, the probe and audit children, the
- * --list support checks and the Google Benchmark flag check use it. */
+ * writes to a pipe, and classify how it ended. The one fork helper of
+ * wxbench, in the C core: the runner's children, the probe and audit
+ * children, the --list support checks, the Google Benchmark flag check and
+ * fault.c's wx_try_in_child use it. */
 #ifndef WX_PROC_H
 #define WX_PROC_H
 
@@ -9,7 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "../core/strategy.h"
+#include "strategy.h"
 
 /* A running child. */
 typedef struct wx_proc {
