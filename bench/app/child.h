@@ -68,13 +68,6 @@ typedef struct wx_msg {
     char why[WX_REASON_LEN];  /* WX_MSG_IO: what failed; WX_MSG_RETRY: what spoiled it */
 } wx_msg;
 
-/* The reference loop: a fixed chain of dependent integer operations
- * (about 1 ms on a 3 GHz core), the same work in every process, timed at the
- * start and the end of every child so that the host's speed while a process
- * ran can be set beside what it measured (processes.csv). Returns its wall
- * ns. */
-double wx_reference_loop_ns(void);
-
 /* Exit status of a child that stopped because results.csv could not be
  * written. */
 #define WX_CHILD_EXIT_IO 3

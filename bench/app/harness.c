@@ -271,6 +271,12 @@ static void fail(loop *l, wx_entry *e, wx_status status, const char *why, int dr
             ;
 }
 
+/* The case's min time: its own, else the run's. */
+static double case_min_time(const wx_entry *e)
+{
+    return e->c.min_time > 0 ? e->c.min_time : g_run.min_time;
+}
+
 /* WX_K_SIZED_BATCH: in the first measured pass of a single-thread case
  * without a fixed op count, run ops untimed for about SIZING_NS (after the
  * set-up, victims settled) and keep the batch that lasts about SIZED_SHARE
@@ -292,8 +298,7 @@ static int size_batch(wx_entry *e, wx_job *j, const wx_kernel *k, int nthreads)
         }
         j->timed_ns = 0;
         const double per_op = (double)(t - t0) / (double)n;
-        const double min_time = e->c.min_time > 0 ? e->c.min_time : g_run.min_time;
-        const double want = SIZED_SHARE * min_time * 1e9 / (per_op > 0 ? per_op : 1);
+        const double want = SIZED_SHARE * case_min_time(e) * 1e9 / (per_op > 0 ? per_op : 1);
         const uint64_t batches = want > (double)j->step ? (uint64_t)(want / (double)j->step) : 1;
         e->sized_step = batches * j->step;
     }
@@ -427,7 +432,7 @@ static void run_pass(loop *l, wx_entry *e, int repetition)
          * ops sleep by design (j.sleeps: where only wall minus CPU time is
          * known, sleeping would look like waiting). */
         if (!err && st && !idle && nthreads == 1 && e->c.victims > 0 && !j.sleeps) {
-            const double min_time = e->c.iterations > 0 ? 0 : e->c.min_time > 0 ? e->c.min_time : g_run.min_time;
+            const double min_time = e->c.iterations > 0 ? 0 : case_min_time(e);
             const uint64_t window = (uint64_t)(min_time * 1e9) > MEASURING_MIN_WINDOW_NS ? (uint64_t)(min_time * 1e9)
                                                                                          : MEASURING_MIN_WINDOW_NS;
             idle = wx_measuring_check(cpu1 - cpu0, wait0 >= 0 && wait1 >= wait0 ? wait1 - wait0 : -1, wall1 - wall0,

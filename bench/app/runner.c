@@ -277,6 +277,29 @@ static void take_row(run_state *rs, const job *j, const wx_msg *msg)
     wx_results_add(c, &s);
 }
 
+/* The key of the case a message names. */
+static wx_case_key key_of(const wx_msg *m)
+{
+    wx_case_key k;
+    memset(&k, 0, sizeof k);
+    snprintf(k.variant, sizeof k.variant, "%s", m->variant);
+    snprintf(k.core_class, sizeof k.core_class, "%s", m->core_class);
+    k.threads = m->threads;
+    k.victims = m->victims;
+    k.batch = m->batch;
+    k.size_bytes = m->size_bytes;
+    return k;
+}
+
+/* The `interfered` row the parent writes for a spoiled case it cannot have
+ * measured again (no memory left). */
+static void interfered_row(run_state *rs, const pair *p, const wx_case_key *k, int repetition, const char *why)
+{
+    const wx_case c = {.variant = k->variant, .threads = k->threads, .victims = k->victims, .batch = k->batch,
+                       .size_bytes = k->size_bytes};
+    parent_row(rs, p, &c, k->core_class, repetition, WX_INTERFERED, why);
+}
+
 /* Run one child; rows go to results.csv. */
 static void run_job(run_state *rs, const job *j)
 {
@@ -284,8 +307,10 @@ static void run_job(run_state *rs, const job *j)
     const pair *p = &rs->pairs[j->pair];
     uint64_t t0 = wx_now_ns();
     wx_counts before = rs->meta.rows;
-    fprintf(stderr, "[%zu/%zu] %-18s %-16s rep %-3d%s", rs->done + 1, rs->njobs, p->sc->name, p->st->name,
-            j->repetition, j->attempt > 1 ? (j->attempt == 2 ? " try 2 " : " try 3 ") : " ");
+    fprintf(stderr, "[%zu/%zu] %-18s %-16s rep %-3d ", rs->done + 1, rs->njobs, p->sc->name, p->st->name,
+            j->repetition);
+    if (j->attempt > 1)
+        fprintf(stderr, "try %d ", j->attempt);
     fflush(stderr);
 
     wx_child_ctx ctx = {
@@ -354,22 +379,14 @@ static void run_job(run_state *rs, const job *j)
         } else if (msg.kind == WX_MSG_REF) {
             ref_ns[msg.ref_end ? 1 : 0] = msg.ref_ns;
         } else if (msg.kind == WX_MSG_RETRY) {
-            wx_case_key *k = realloc(retry, (nretry + 1) * sizeof *retry);
-            if (!k) { /* cannot keep it: the row says so */
-                parent_row(rs, p, &(wx_case){.variant = msg.variant, .threads = msg.threads, .victims = msg.victims,
-                                            .batch = msg.batch, .size_bytes = msg.size_bytes},
-                           msg.core_class, msg.repetition, WX_INTERFERED, msg.why);
+            const wx_case_key key = key_of(&msg);
+            wx_case_key *more = realloc(retry, (nretry + 1) * sizeof *retry);
+            if (!more) { /* cannot keep it: the row says so */
+                interfered_row(rs, p, &key, msg.repetition, msg.why);
                 continue;
             }
-            retry = k;
-            k = &retry[nretry++];
-            memset(k, 0, sizeof *k);
-            snprintf(k->variant, sizeof k->variant, "%s", msg.variant);
-            snprintf(k->core_class, sizeof k->core_class, "%s", msg.core_class);
-            k->threads = msg.threads;
-            k->victims = msg.victims;
-            k->batch = msg.batch;
-            k->size_bytes = msg.size_bytes;
+            retry = more;
+            retry[nretry++] = key;
         }
     }
     wx_proc_end end;
@@ -380,11 +397,8 @@ static void run_job(run_state *rs, const job *j)
     }
     if (nretry > 0 && add_retry(rs, rs->done, retry, nretry) != 0) {
         for (size_t k = 0; k < nretry; k++) /* cannot schedule it: the rows say so */
-            parent_row(rs, p, &(wx_case){.variant = retry[k].variant, .threads = retry[k].threads,
-                                         .victims = retry[k].victims, .batch = retry[k].batch,
-                                         .size_bytes = retry[k].size_bytes},
-                       retry[k].core_class, j->repetition, WX_INTERFERED,
-                       "spoiled by other work; no memory left to measure it again");
+            interfered_row(rs, p, &retry[k], j->repetition,
+                           "spoiled by other work; no memory left to measure it again");
         free(retry);
     }
     j = &rs->jobs[rs->done]; /* add_retry may have moved the schedule */

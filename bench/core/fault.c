@@ -104,7 +104,7 @@ static int try_child(void *arg, int fd)
     return 0;
 }
 
-/* Put how the child ended (end, timed_out) and its answer into t. */
+/* Put how the child ended and its answer into t. */
 static void classify(const wx_proc_end *end, const child_answer *ans, int timeout_ms, wx_child_try *t)
 {
     if (end->how == WX_PROC_TIMED_OUT) {
@@ -145,27 +145,10 @@ int wx_try_in_child(void (*fn)(void *), void *arg, size_t size, int timeout_ms, 
     try_job job = {.fn = fn, .ans = mem, .shared = (char *)mem + ANSWER_OFFSET};
     if (size)
         memcpy(job.shared, arg, size);
-    /* The one fork helper (proc.h): it writes nothing to the pipe, which
-     * closes when the child ends; a limit kills it. */
-    wx_proc p;
+    /* The one fork helper (proc.h): the child writes nothing to the pipe,
+     * which closes when it ends; a limit kills it. */
     wx_proc_end end;
-    int e = wx_proc_start(&p, try_child, &job, timeout_ms);
-    if (e != 0) {
-        t->failed = 1;
-        wx_why_errno(t->why, sizeof t->why, "fork", e);
-        munmap(mem, total);
-        return -1;
-    }
-    char sink[64];
-    long n;
-    while ((n = wx_proc_read(&p, sink, sizeof sink, -1)) > 0 || n == WX_READ_AGAIN)
-        ;
-    const int lost = n == WX_READ_ERROR ? errno : 0;
-    wx_proc_finish(&p, lost != 0, n == WX_READ_TIMEOUT, &end);
-    if (lost) {
-        end.how = WX_PROC_LOST;
-        wx_why_errno(end.why, sizeof end.why, "could not watch the child process: poll/read", lost);
-    }
+    (void)wx_proc_call(try_child, &job, NULL, 0, timeout_ms, &end);
     if (size)
         memcpy(arg, job.shared, size);
     classify(&end, job.ans, timeout_ms, t);
